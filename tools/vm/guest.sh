@@ -1,0 +1,113 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the test VM, as root. Modes:
+#   check OUT   load netgpu (its KUnit suites run at load), run the
+#               kselftests, unload, check kmemleak and the kernel log;
+#               write one line per test case to OUT/results:
+#               "PASS name", "FAIL name", "SKIP name: reason".
+#   demo OUT    load netgpu, show the device and the info ioctl, unload.
+# The host reads OUT/ (a --rwdir share): vng's exit code does not carry the
+# guest's.
+set -u
+mode=$1
+out=$2
+root=$(cd "$(dirname "$0")/../.." && pwd)
+ko=$root/netgpu.ko
+bin=$root/tools/target/release
+sel=$root/tools/testing/selftests/netgpu
+results=$out/results
+: >"$results"
+
+record() { echo "$*" >>"$results"; }
+
+mount -t debugfs none /sys/kernel/debug 2>/dev/null
+export PATH=$bin:$PATH
+
+if [ "$mode" = demo ]; then
+	set -x
+	uname -r
+	insmod "$ko" || exit 1
+	ls -l /dev/netgpu
+	netgpu info
+	rmmod netgpu
+	set +x
+	echo "demo: ok"
+	touch "$out/done"
+	exit 0
+fi
+
+# Leaks before this point are not ours.
+echo clear >/sys/kernel/debug/kmemleak 2>/dev/null
+dmesg --notime >"$out/dmesg.boot"
+boot_lines=$(wc -l <"$out/dmesg.boot")
+
+# --- KUnit: netgpu's suites run when the module loads ---
+if ! insmod "$ko" 2>"$out/insmod.err"; then
+	record "FAIL kunit/insmod: $(cat "$out/insmod.err")"
+else
+	dmesg --notime | tail -n +"$((boot_lines + 1))" >"$out/dmesg.kunit"
+	# Test cases are the indented result lines inside a netgpu suite.
+	awk '
+		/^ *# Subtest: / { suite = $3; next }
+		suite ~ /^netgpu/ && /^    (not )?ok [0-9]+ / {
+			skip = ($0 ~ /# SKIP/)
+			sub(/ # SKIP.*/, "")
+			st = ($1 == "ok") ? (skip ? "SKIP" : "PASS") : "FAIL"
+			name = ($1 == "ok") ? $3 : $4
+			print st, "kunit/" suite "." name
+			n++
+		}
+		/^not ok [0-9]+ netgpu/ { print "FAIL kunit/" $4 ": suite failed"; n++ }
+		END { if (n == 0) print "FAIL kunit/no-results: no netgpu KUnit results in dmesg" }
+	' "$out/dmesg.kunit" >>"$results"
+	rmmod netgpu || record "FAIL kunit/rmmod"
+fi
+
+# --- kselftests ---
+timeout=$(sed -n 's/^timeout=//p' "$sel/settings")
+progs=$(sed -n 's/^TEST_PROGS := //p; s/^TEST_GEN_PROGS := //p' "$sel/Makefile")
+for p in $progs; do
+	exe=$sel/$p
+	[ -x "$exe" ] || exe=$bin/$p
+	NETGPU_KO=$ko NETGPU_CLI=$bin/netgpu timeout "$timeout" "$exe" >"$out/$p.tap" 2>&1
+	rc=$?
+	sed "s/^/    /" "$out/$p.tap"
+	awk -v p="$p" '
+		/^ok [0-9]+ .*# SKIP/ { sub(/^ok [0-9]+ /, ""); r = $0; sub(/ # SKIP.*/, "", $0);
+			sub(/.*# SKIP */, "", r); print "SKIP " p "/" $0 ": " r; n++; next }
+		/^ok [0-9]+ / { print "PASS " p "/" $3; n++; next }
+		/^not ok [0-9]+ / { print "FAIL " p "/" $4; n++; bad++; next }
+		/^1\.\.0 # SKIP/ { sub(/^1\.\.0 # SKIP */, ""); print "SKIP " p ": " $0; n++ }
+		END { exit (n == 0) }
+	' "$out/$p.tap" >>"$results" || record "FAIL $p: no TAP results (exit $rc)"
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 4 ] && ! grep -q "^not ok" "$out/$p.tap"; then
+		record "FAIL $p: exit status $rc"
+	fi
+done
+
+# --- teardown and kernel health ---
+grep -q '^netgpu ' /proc/modules && { rmmod netgpu || record "FAIL final-rmmod"; }
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	# kmemleak reports objects unreferenced for a few seconds: scan twice.
+	sleep 6
+	echo scan >/sys/kernel/debug/kmemleak
+	sleep 1
+	echo scan >/sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak >"$out/kmemleak"
+	if [ -s "$out/kmemleak" ]; then
+		record "FAIL health/kmemleak: $(grep -c unreferenced "$out/kmemleak") leaks, see kmemleak"
+	else
+		record "PASS health/kmemleak"
+	fi
+else
+	record "FAIL health/kmemleak: /sys/kernel/debug/kmemleak not available"
+fi
+dmesg --notime >"$out/dmesg"
+splats='WARNING:|BUG:|Oops|kernel BUG|general protection|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|refcount_t:|UBSAN|list_add corruption|list_del corruption|KFENCE|unreferenced object|Call Trace'
+if tail -n +"$((boot_lines + 1))" "$out/dmesg" | grep -E "$splats" >"$out/splats"; then
+	record "FAIL health/dmesg: $(head -n1 "$out/splats")"
+else
+	record "PASS health/dmesg"
+fi
+touch "$out/done"

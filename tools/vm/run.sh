@@ -1,0 +1,43 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the test kernel in a virtme-ng guest and run tools/vm/guest.sh there.
+# Usage: run.sh KDIR OUT MODE
+# The guest has no network device; OUT is shared read-write. KVM is used
+# only where a probe boot showed it works on this machine (a KVM guest hung
+# at "Decompressing Linux" on some hosts); otherwise TCG.
+set -u
+kdir=$1
+out=$2
+mode=$3
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${NETGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netgpu}
+image=$kdir/arch/x86/boot/bzImage
+[ -f "$image" ] || { echo "vm: no kernel image at $image" >&2; exit 1; }
+
+boot() { # boot ACCEL_ARGS TIMEOUT CMD
+	local accel=$1 limit=$2 cmd=$3
+	# shellcheck disable=SC2086
+	timeout --foreground -k 10 "$limit" vng --run "$image" $accel \
+		--cpus 2 --memory 2G --rwdir "$out" --cwd "$root" \
+		--append "panic_on_warn=0 kmemleak=on" --exec "$cmd" </dev/null
+}
+
+accel=--disable-kvm
+probe=$cache/kvm-probe-$(sha256sum "$image" | cut -c1-16)
+if [ -z "${NETGPU_NO_KVM:-}" ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+	if ! [ -f "$probe" ]; then
+		echo "vm: probing KVM (one boot, at most 60 s)" >&2
+		rm -f "$out/kvm-ok"
+		boot "" 60 "touch $out/kvm-ok" >/dev/null 2>&1
+		if [ -f "$out/kvm-ok" ]; then echo kvm >"$probe"; else echo tcg >"$probe"; fi
+		rm -f "$out/kvm-ok"
+	fi
+	[ "$(cat "$probe")" = kvm ] && accel=
+fi
+label=KVM
+[ -n "$accel" ] && label=TCG
+echo "vm: booting $(basename "$kdir") with $label" >&2
+rm -f "$out/done"
+boot "$accel" 1800 "$root/tools/vm/guest.sh $mode $out" 2>&1 | tee "$out/console.log"
+[ -f "$out/done" ] || { echo "vm: the guest did not finish (see $out/console.log)" >&2; exit 1; }
