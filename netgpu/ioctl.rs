@@ -103,13 +103,14 @@ impl Call<'_> {
         let len = arg_len(self.size, min_size, T::SIZE).map_err(|e| {
             self.reject(e, format_args!("argument size {} not accepted", self.size))
         })?;
+        let unreadable = |e| self.reject(e, format_args!("argument not readable"));
         let mut buf = [0u8; MAX_STRUCT_SIZE];
         let mut reader = UserSlice::new(self.arg, self.size).reader();
-        reader.read_slice(&mut buf[..len])?;
+        reader.read_slice(&mut buf[..len]).map_err(unreadable)?;
         let mut tail = [0u8; 64];
         while !reader.is_empty() {
             let n = min(reader.len(), tail.len());
-            reader.read_slice(&mut tail[..n])?;
+            reader.read_slice(&mut tail[..n]).map_err(unreadable)?;
             if tail[..n].iter().any(|&b| b != 0) {
                 return Err(self.reject(E2BIG, format_args!("unknown trailing bytes not zero")));
             }
@@ -125,6 +126,7 @@ impl Call<'_> {
         UserSlice::new(self.arg, len)
             .writer()
             .write_slice(&buf[..len])
+            .map_err(|e| self.reject(e, format_args!("argument not writable")))
     }
 }
 
