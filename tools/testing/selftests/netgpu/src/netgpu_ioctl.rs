@@ -91,23 +91,17 @@ impl NonBlock for std::fs::OpenOptions {
     }
 }
 
-/// Expects `errno` from a bad GET_INFO built by `setup`, a dmesg line
-/// containing `reason` for it, and a working context afterwards.
-fn expect_rejected(
-    size: usize,
-    setup: impl FnOnce(&mut [u8]),
-    errno: i32,
-    reason: &str,
-) -> Outcome {
+/// Calls `cmd` on a fresh context with `arg`, and expects `errno`, a dmesg
+/// line for that context containing `reason`, and a context that still
+/// works afterwards.
+fn expect_errno(cmd: u32, arg: *mut u8, errno: i32, reason: &str) -> Outcome {
     let ctx = try_or_fail!(open(), "open");
     let id = try_or_fail!(context_id(&ctx), "fdinfo");
     let mut kmsg = try_or_fail!(Kmsg::open(), "/dev/kmsg");
-    let mut buf = vec![0u8; size.max(NetgpuInfo::SIZE)];
-    setup(&mut buf);
-    let e = info_sized(&ctx, size, &mut buf);
+    let e = call(&ctx, cmd, arg);
     check!(
         e == errno,
-        "got {}, expected {}",
+        "cmd {cmd:#x}: got {}, expected {}",
         errname(e),
         errname(errno)
     );
@@ -119,12 +113,38 @@ fn expect_rejected(
             .any(|l| l.starts_with(&want) && l.contains(reason)),
         "no dmesg line '{want}...{reason}...' in {logged:?}"
     );
-    // The context still works after the failed call.
     let info = try_or_fail!(ctx.info(), "GET_INFO after a rejected call");
     check!(
         info.abi_version == NETGPU_ABI_VERSION,
         "bad abi version after rejection"
     );
+    Outcome::Pass
+}
+
+/// [`expect_errno`] for GET_INFO with a `size`-byte argument built by `setup`.
+fn expect_rejected(
+    size: usize,
+    setup: impl FnOnce(&mut [u8]),
+    errno: i32,
+    reason: &str,
+) -> Outcome {
+    let mut buf = vec![0u8; size.max(NetgpuInfo::SIZE)];
+    setup(&mut buf);
+    expect_errno(
+        ioc::ioc(RW, NETGPU_IOC_TYPE, 0, size),
+        buf.as_mut_ptr(),
+        errno,
+        reason,
+    )
+}
+
+/// Runs `f` over `cases`, stopping at the first failure.
+fn each<T>(cases: impl IntoIterator<Item = T>, mut f: impl FnMut(T) -> Outcome) -> Outcome {
+    for c in cases {
+        if let o @ Outcome::Fail(_) = f(c) {
+            return o;
+        }
+    }
     Outcome::Pass
 }
 
@@ -197,60 +217,31 @@ fn get_info_larger_arg_zero_tail() -> Outcome {
 }
 
 fn unknown_nr() -> Outcome {
-    let ctx = try_or_fail!(open(), "open");
     let mut buf = [0u8; 64];
-    for nr in [0x01, 0x1f, 0xff] {
-        let e = call(
-            &ctx,
-            ioc::ioc(RW, NETGPU_IOC_TYPE, nr, 56),
-            buf.as_mut_ptr(),
-        );
-        check!(
-            e == libc::ENOTTY,
-            "nr {nr:#x}: got {}, expected ENOTTY",
-            errname(e)
-        );
-    }
-    Outcome::Pass
+    each([0x01, 0x1f, 0xff], |nr| {
+        let cmd = ioc::ioc(RW, NETGPU_IOC_TYPE, nr, 56);
+        expect_errno(cmd, buf.as_mut_ptr(), libc::ENOTTY, "unknown ioctl")
+    })
 }
 
 fn foreign_type() -> Outcome {
-    let ctx = try_or_fail!(open(), "open");
     let mut buf = [0u8; 64];
-    let e = call(
-        &ctx,
-        ioc::ioc(RW, NETGPU_IOC_TYPE + 1, 0, 56),
-        buf.as_mut_ptr(),
-    );
-    check!(e == libc::ENOTTY, "got {}, expected ENOTTY", errname(e));
-    Outcome::Pass
+    let cmd = ioc::ioc(RW, NETGPU_IOC_TYPE + 1, 0, 56);
+    expect_errno(cmd, buf.as_mut_ptr(), libc::ENOTTY, "unknown ioctl")
 }
 
 fn wrong_direction() -> Outcome {
-    let ctx = try_or_fail!(open(), "open");
     let mut buf = [0u8; 64];
-    for dir in [ioc::NONE, ioc::READ, ioc::WRITE] {
-        let e = call(
-            &ctx,
-            ioc::ioc(dir, NETGPU_IOC_TYPE, 0, 56),
-            buf.as_mut_ptr(),
-        );
-        check!(
-            e == libc::ENOTTY,
-            "dir {dir}: got {}, expected ENOTTY",
-            errname(e)
-        );
-    }
-    Outcome::Pass
+    each([ioc::NONE, ioc::READ, ioc::WRITE], |dir| {
+        let cmd = ioc::ioc(dir, NETGPU_IOC_TYPE, 0, 56);
+        expect_errno(cmd, buf.as_mut_ptr(), libc::ENOTTY, "unknown ioctl")
+    })
 }
 
 fn short_arg() -> Outcome {
-    for size in [0, 8, NETGPU_INFO_SIZE_VER0 - 1] {
-        if let o @ Outcome::Fail(_) = expect_rejected(size, |_| {}, libc::EINVAL, "argument size") {
-            return o;
-        }
-    }
-    Outcome::Pass
+    each([0, 8, NETGPU_INFO_SIZE_VER0 - 1], |size| {
+        expect_rejected(size, |_| {}, libc::EINVAL, "argument size")
+    })
 }
 
 fn oversized_nonzero_tail() -> Outcome {
@@ -275,48 +266,33 @@ fn nonzero_pad() -> Outcome {
 }
 
 fn nonzero_reserved() -> Outcome {
-    for off in [24, 32, 40, 55] {
-        if let o @ Outcome::Fail(_) =
-            expect_rejected(56, |b| b[off] = 1, libc::EINVAL, "reserved fields not zero")
-        {
-            return o;
-        }
-    }
-    Outcome::Pass
+    each([24, 32, 40, 55], |off| {
+        expect_rejected(56, |b| b[off] = 1, libc::EINVAL, "reserved fields not zero")
+    })
 }
 
 fn bad_pointer() -> Outcome {
-    let ctx = try_or_fail!(open(), "open");
-    for addr in [0usize, 8, usize::MAX - 4095] {
-        let e = call(&ctx, NETGPU_IOC_GET_INFO, addr as *mut u8);
-        check!(
-            e == libc::EFAULT,
-            "address {addr:#x}: got {}, expected EFAULT",
-            errname(e)
-        );
-    }
-    Outcome::Pass
+    each([0usize, 8, usize::MAX - 4095], |addr| {
+        let cmd = NETGPU_IOC_GET_INFO;
+        expect_errno(cmd, addr as *mut u8, libc::EFAULT, "argument not readable")
+    })
 }
 
 fn read_only_argument() -> Outcome {
-    let ctx = try_or_fail!(open(), "open");
+    let prot = libc::PROT_READ;
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
     // SAFETY: a fresh anonymous mapping; unmapped below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), 4096, prot, flags, -1, 0) };
     check!(p != libc::MAP_FAILED, "mmap failed");
-    let e = call(&ctx, NETGPU_IOC_GET_INFO, p.cast());
+    let o = expect_errno(
+        NETGPU_IOC_GET_INFO,
+        p.cast(),
+        libc::EFAULT,
+        "argument not writable",
+    );
     // SAFETY: `p` is the 4096-byte mapping made above.
     unsafe { libc::munmap(p, 4096) };
-    check!(e == libc::EFAULT, "got {}, expected EFAULT", errname(e));
-    Outcome::Pass
+    o
 }
 
 fn many_contexts() -> Outcome {
