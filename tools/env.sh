@@ -8,8 +8,13 @@ case ":$PATH:" in
 *":${CARGO_HOME:-$HOME/.cargo}/bin:"*) ;;
 *) PATH=${CARGO_HOME:-$HOME/.cargo}/bin:$PATH ;;
 esac
-case ":$PATH:" in
-*":$HOME/.local/bin:"*) ;;
-*) PATH=$HOME/.local/bin:$PATH ;;
-esac
+# Where pip puts console scripts (virtme-ng's vng) for this python3.
+py_scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)
+for d in "$HOME/.local/bin" $py_scripts; do
+	case ":$PATH:" in
+	*":$d:"*) ;;
+	*) PATH=$PATH:$d ;;
+	esac
+done
+unset py_scripts d
 export PATH

@@ -53,6 +53,8 @@ if ! [ -f "$PY_PREFIX/.done-libclang-18.1.1" ]; then
 	touch "$PY_PREFIX/.done-libclang-18.1.1"
 fi
 
+# shellcheck source=tools/env.sh
+. "$(dirname "$0")/env.sh"
 if ! command -v vng >/dev/null; then
 	log "installing virtme-ng"
 	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore virtme-ng
