@@ -5,6 +5,8 @@
 # kernel, the module and the tools, and to boot the test VM.  Idempotent and
 # quiet when everything is already in place.
 set -euo pipefail
+# shellcheck source=tools/env.sh
+. "$(dirname "$0")/env.sh"
 
 log() { echo "setup: $*" >&2; }
 
@@ -45,7 +47,7 @@ if ! [ -x "$CARGO_BIN/bindgen" ]; then
 fi
 
 # libclang >= 17 for bindgen (Debian 12 ships 14): the PyPI wheel carries it.
-PY_PREFIX="${NETGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netgpu}/py"
+PY_PREFIX="$NETGPU_CACHE/py"
 if ! [ -f "$PY_PREFIX/.done-libclang-18.1.1" ]; then
 	log "installing libclang 18.1.1 wheel into $PY_PREFIX"
 	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
@@ -53,8 +55,6 @@ if ! [ -f "$PY_PREFIX/.done-libclang-18.1.1" ]; then
 	touch "$PY_PREFIX/.done-libclang-18.1.1"
 fi
 
-# shellcheck source=tools/env.sh
-. "$(dirname "$0")/env.sh"
 if ! command -v vng >/dev/null; then
 	log "installing virtme-ng"
 	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore virtme-ng

@@ -16,7 +16,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-CACHE=${NETGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netgpu}
+# shellcheck source=tools/env.sh
+. "$ROOT/tools/env.sh"
+CACHE=$NETGPU_CACHE
 SERIES=7.3
 PKG=linux-source-$SERIES
 JOBS=${JOBS:-$(nproc)}
@@ -119,14 +121,13 @@ fi
 # --- fetch ---
 DEB_DIR=$CACHE/debs
 mkdir -p "$DEB_DIR"
-DEB=$(find "$DEB_DIR" -maxdepth 1 -name "${PKG}_${VER//\~/?}_all.deb" | head -n1)
-if [ -z "$DEB" ]; then
+DEB=$DEB_DIR/${PKG}_${VER}_all.deb
+if ! [ -f "$DEB" ]; then
 	log "downloading $PKG $VER"
 	# shellcheck disable=SC2046
 	(cd "$DEB_DIR" && apt-get -qq $(apt_opts) download "$PKG=$VER" >&2) ||
 		die "apt-get download $PKG=$VER failed"
-	DEB=$(find "$DEB_DIR" -maxdepth 1 -name "${PKG}_*_all.deb" -newer "$APT_DIR/sources.list" | head -n1)
-	[ -n "$DEB" ] || DEB=$(ls -t "$DEB_DIR"/"${PKG}"_*_all.deb | head -n1)
+	[ -f "$DEB" ] || die "apt-get download did not leave $DEB"
 fi
 
 # --- unpack, patch, configure (resumable: a tree left by an interrupted
@@ -150,7 +151,7 @@ fi
 cd "$TREE"
 
 # --- build ---
-log "building $PKG $VER with $JOBS jobs (cold build: ~15-20 minutes)"
+log "building $PKG $VER with $JOBS jobs (cold build: ~14 minutes on 2 cores)"
 start=$(date +%s)
 "${MAKE[@]}" >&2
 log "built in $(( $(date +%s) - start ))s"

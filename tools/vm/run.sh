@@ -11,7 +11,8 @@ kdir=$1
 out=$2
 mode=$3
 root=$(cd "$(dirname "$0")/../.." && pwd)
-cache=${NETGPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netgpu}
+# shellcheck source=tools/env.sh
+. "$root/tools/env.sh"
 image=$kdir/arch/x86/boot/bzImage
 [ -f "$image" ] || { echo "vm: no kernel image at $image" >&2; exit 1; }
 
@@ -24,7 +25,7 @@ boot() { # boot ACCEL_ARGS TIMEOUT CMD
 }
 
 accel=--disable-kvm
-probe=$cache/kvm-probe-$(sha256sum "$image" | cut -c1-16)
+probe=$NETGPU_CACHE/kvm-probe-$(sha256sum "$image" | cut -c1-16)
 if [ -z "${NETGPU_NO_KVM:-}" ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 	if ! [ -f "$probe" ]; then
 		echo "vm: probing KVM (one boot, at most 60 s)" >&2
