@@ -9,7 +9,7 @@ mod ktap;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 
 use ktap::{Outcome, Test};
 use netgpu_uapi::*;
@@ -26,22 +26,13 @@ fn call(ctx: &Netgpu, cmd: u32, buf: *mut u8) -> i32 {
     }
 }
 
-/// GET_INFO with a `size`-byte argument taken from `buf`.
-fn info_sized(ctx: &Netgpu, size: usize, buf: &mut [u8]) -> i32 {
-    assert!(buf.len() >= size);
-    call(
-        ctx,
-        ioc::ioc(RW, NETGPU_IOC_TYPE, 0, size),
-        buf.as_mut_ptr(),
-    )
+/// The GET_INFO command with a `size`-byte argument.
+fn info_cmd(size: usize) -> u32 {
+    ioc::ioc(RW, NETGPU_IOC_TYPE, 0, size)
 }
 
 fn errname(e: i32) -> String {
     format!("{} ({})", io::Error::from_raw_os_error(e), e)
-}
-
-fn open() -> io::Result<Netgpu> {
-    Netgpu::open()
 }
 
 /// The context id /proc shows for `ctx`.
@@ -60,7 +51,7 @@ impl Kmsg {
     fn open() -> io::Result<Self> {
         let mut f = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags_nonblock()
+            .custom_flags(libc::O_NONBLOCK)
             .open("/dev/kmsg")?;
         f.seek(SeekFrom::End(0))?;
         Ok(Kmsg(BufReader::new(f)))
@@ -80,22 +71,11 @@ impl Kmsg {
     }
 }
 
-trait NonBlock {
-    fn custom_flags_nonblock(&mut self) -> &mut Self;
-}
-
-impl NonBlock for std::fs::OpenOptions {
-    fn custom_flags_nonblock(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NONBLOCK)
-    }
-}
-
 /// Calls `cmd` on a fresh context with `arg`, and expects `errno`, a dmesg
 /// line for that context containing `reason`, and a context that still
 /// works afterwards.
 fn expect_errno(cmd: u32, arg: *mut u8, errno: i32, reason: &str) -> Outcome {
-    let ctx = try_or_fail!(open(), "open");
+    let ctx = try_or_fail!(Netgpu::open(), "open");
     let id = try_or_fail!(context_id(&ctx), "fdinfo");
     let mut kmsg = try_or_fail!(Kmsg::open(), "/dev/kmsg");
     let e = call(&ctx, cmd, arg);
@@ -130,12 +110,7 @@ fn expect_rejected(
 ) -> Outcome {
     let mut buf = vec![0u8; size.max(NetgpuInfo::SIZE)];
     setup(&mut buf);
-    expect_errno(
-        ioc::ioc(RW, NETGPU_IOC_TYPE, 0, size),
-        buf.as_mut_ptr(),
-        errno,
-        reason,
-    )
+    expect_errno(info_cmd(size), buf.as_mut_ptr(), errno, reason)
 }
 
 /// Runs `f` over `cases`, stopping at the first failure.
@@ -160,8 +135,8 @@ fn device_node() -> Outcome {
 }
 
 fn contexts_are_distinct() -> Outcome {
-    let a = try_or_fail!(open(), "open");
-    let b = try_or_fail!(open(), "open");
+    let a = try_or_fail!(Netgpu::open(), "open");
+    let b = try_or_fail!(Netgpu::open(), "open");
     let (ia, ib) = (
         try_or_fail!(context_id(&a), "fdinfo"),
         try_or_fail!(context_id(&b), "fdinfo"),
@@ -174,7 +149,7 @@ fn contexts_are_distinct() -> Outcome {
 }
 
 fn get_info() -> Outcome {
-    let ctx = try_or_fail!(open(), "open");
+    let ctx = try_or_fail!(Netgpu::open(), "open");
     let info = try_or_fail!(ctx.info(), "GET_INFO");
     check!(
         info.abi_version == NETGPU_ABI_VERSION,
@@ -203,9 +178,9 @@ fn get_info() -> Outcome {
 }
 
 fn get_info_larger_arg_zero_tail() -> Outcome {
-    let ctx = try_or_fail!(open(), "open");
+    let ctx = try_or_fail!(Netgpu::open(), "open");
     let mut buf = vec![0u8; 128];
-    let e = info_sized(&ctx, 128, &mut buf);
+    let e = call(&ctx, info_cmd(128), buf.as_mut_ptr());
     check!(e == 0, "GET_INFO with a 128-byte argument: {}", errname(e));
     let info = NetgpuInfo::decode(&buf).expect("decode");
     check!(info.abi_version == NETGPU_ABI_VERSION, "abi not written");
@@ -297,7 +272,9 @@ fn read_only_argument() -> Outcome {
 
 fn many_contexts() -> Outcome {
     let ctxs: Vec<Netgpu> = try_or_fail!(
-        (0..256).map(|_| open()).collect::<io::Result<Vec<_>>>(),
+        (0..256)
+            .map(|_| Netgpu::open())
+            .collect::<io::Result<Vec<_>>>(),
         "open 256 contexts"
     );
     for c in &ctxs {
