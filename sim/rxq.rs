@@ -1,0 +1,607 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! RX queues of netgpu-sim: the descriptor ring the peer's transmit posts frames to, the
+//! NAPI poll that turns them into skbs like a header/data-split NIC, the page pools, and the
+//! queue management API (`netdev_queue_mgmt_ops`) that memory providers use to restart a
+//! queue with their own buffers.
+//!
+//! With header/data split on, the L2-L4 headers of a TCP or UDP frame go to a page from the
+//! queue's header pool (the skb's linear part) and the payload to netmems from its data pool,
+//! which may belong to a memory provider (devmem TCP, io_uring zcrx, netgpu). The payload is
+//! written through the netmem's DMA address, the way a NIC's DMA engine would: resolve the
+//! bus address to memory and copy from the wire. Without split, or for frames with nothing to
+//! split, the whole frame lands in header pool pages.
+
+use core::ffi::c_int;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+
+use kernel::bindings;
+use kernel::prelude::*;
+use kernel::sync::rcu;
+use kernel::types::Opaque;
+
+use crate::port::{self, Ops, PortState, TxStats};
+
+const PAGE_SIZE: usize = 1 << bindings::PAGE_SHIFT;
+/// Headroom in header buffers (NET_SKB_PAD on x86-64).
+const HEADROOM: usize = 64;
+/// Bytes of a header page usable for frame data when it becomes an skb head.
+const HEAD_CAP: usize =
+    PAGE_SIZE - HEADROOM - ((core::mem::size_of::<bindings::skb_shared_info>() + 63) & !63);
+
+/// What the transmit side learned about a frame, kept in the wire skb's control block.
+#[derive(Clone, Copy)]
+pub(crate) struct WireInfo {
+    pub(crate) hash: u32,
+    /// Where the payload starts, 0 if the frame has no TCP/UDP header to split after.
+    pub(crate) hdr_len: u16,
+    /// TCP or UDP: the "hardware" checked the transport checksum.
+    pub(crate) l4: bool,
+    pub(crate) by_rule: bool,
+}
+
+impl WireInfo {
+    fn store(&self, cb: &mut [u8]) {
+        cb[0..4].copy_from_slice(&self.hash.to_ne_bytes());
+        cb[4..6].copy_from_slice(&self.hdr_len.to_ne_bytes());
+        cb[6] = u8::from(self.l4) | (u8::from(self.by_rule) << 1);
+    }
+
+    fn load(cb: &[u8]) -> Self {
+        WireInfo {
+            hash: u32::from_ne_bytes([cb[0], cb[1], cb[2], cb[3]]),
+            hdr_len: u16::from_ne_bytes([cb[4], cb[5]]),
+            l4: cb[6] & 1 != 0,
+            by_rule: cb[6] & 2 != 0,
+        }
+    }
+}
+
+/// Per RX queue counters.
+#[derive(Default)]
+pub(crate) struct RxStats {
+    pub(crate) packets: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    /// Frames whose payload was split into the data pool.
+    pub(crate) split: AtomicU64,
+    /// Payload bytes written to the data pool.
+    pub(crate) split_bytes: AtomicU64,
+    /// Frames whose payload landed in net_iovs (memory provider buffers).
+    pub(crate) unreadable: AtomicU64,
+    /// Frames steered here by an ntuple rule.
+    pub(crate) by_rule: AtomicU64,
+    /// Frames dropped because the ring was full.
+    pub(crate) ring_full: AtomicU64,
+    /// Frames dropped because a buffer could not be allocated.
+    pub(crate) alloc_fail: AtomicU64,
+}
+
+/// One RX queue.
+///
+/// # Invariants
+///
+/// `ring` is an initialized `sk_buff_head`. `napi` is registered with the device while the
+/// queue is open (`napi_added`). `hdr_pool`/`data_pool` are null or page pools owned by
+/// this queue, used by NAPI only while it is enabled.
+#[repr(C)]
+#[pin_data]
+pub(crate) struct RxQueue {
+    #[pin]
+    napi: Opaque<bindings::napi_struct>,
+    #[pin]
+    ring: Opaque<bindings::sk_buff_head>,
+    index: u32,
+    hdr_pool: AtomicPtr<bindings::page_pool>,
+    data_pool: AtomicPtr<bindings::page_pool>,
+    napi_added: AtomicBool,
+    /// A peer TX queue was stopped because this ring filled up.
+    throttled: AtomicBool,
+    stats: RxStats,
+}
+
+// SAFETY: the C objects are synchronized by their own locks (ring) or by the control-path
+// rules in `port`.
+unsafe impl Send for RxQueue {}
+// SAFETY: see above.
+unsafe impl Sync for RxQueue {}
+
+/// Memory of a queue between `ndo_queue_mem_alloc` and start/free: its page pools.
+#[repr(C)]
+struct QueueMem {
+    hdr_pool: *mut bindings::page_pool,
+    data_pool: *mut bindings::page_pool,
+}
+
+impl RxQueue {
+    pub(crate) fn new(index: u32) -> Result<Pin<KBox<Self>>> {
+        KBox::pin_init(
+            pin_init!(RxQueue {
+                napi <- Opaque::zeroed(),
+                // SAFETY: `skb_queue_head_init` initializes the list and its lock.
+                ring <- Opaque::ffi_init(|p| unsafe { bindings::skb_queue_head_init(p) }),
+                index,
+                hdr_pool: AtomicPtr::new(ptr::null_mut()),
+                data_pool: AtomicPtr::new(ptr::null_mut()),
+                napi_added: AtomicBool::new(false),
+                throttled: AtomicBool::new(false),
+                stats: RxStats::default(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    pub(crate) fn stats(&self) -> &RxStats {
+        &self.stats
+    }
+
+    pub(crate) fn count_drop(&self) {
+        self.stats.ring_full.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn ring_len(&self) -> u32 {
+        // SAFETY: `ring` is initialized.
+        unsafe { bindings::skb_queue_len_lockless(self.ring.get()) }
+    }
+
+    /// Transmit side of the wire: posts `skb` to this queue's ring, or drops it if the ring
+    /// is full. Stops the sender's TX queue when the ring fills up; NAPI wakes it.
+    pub(crate) fn post(
+        &self,
+        skb: *mut bindings::sk_buff,
+        info: WireInfo,
+        ring_size: u32,
+        txq: *mut bindings::netdev_queue,
+        tx: &TxStats,
+    ) {
+        if self.ring_len() >= ring_size {
+            self.stats.ring_full.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: we own `skb`.
+            unsafe { bindings::dev_kfree_skb_any(skb) };
+            return;
+        }
+        // SAFETY: we own `skb`; its control block is ours after `ndo_start_xmit`.
+        unsafe {
+            let cb = &mut *(&raw mut (*skb).cb).cast::<[u8; 48]>();
+            info.store(cb);
+            bindings::skb_queue_tail(self.ring.get(), skb);
+        }
+        if self.ring_len() + 1 >= ring_size {
+            self.throttled.store(true, Ordering::SeqCst);
+            tx.stops.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: `txq` is the sender's TX queue we are called for.
+            unsafe { bindings::netif_tx_stop_queue(txq) };
+            // Pairs with the barrier in `poll`: either NAPI sees `throttled`, or we see the
+            // ring it drained.
+            core::sync::atomic::fence(Ordering::SeqCst);
+            if self.ring_len() < ring_size / 2 {
+                // SAFETY: as above.
+                unsafe { bindings::netif_tx_wake_queue(txq) };
+            }
+        }
+        // SAFETY: the NAPI instance is initialized (zeroed, or added); scheduling a NAPI
+        // that is not enabled is a no-op.
+        unsafe { bindings::napi_schedule(self.napi.get()) };
+    }
+
+    /// Creates the page pools of this queue into `mem`. Instance lock held.
+    fn alloc_mem(&self, s: &PortState, mem: &mut QueueMem) -> Result {
+        let ring = s.rings.rx.load(Ordering::Relaxed);
+        mem.hdr_pool = self.create_pool(s, ring, false)?;
+        match self.create_pool(s, ring, true) {
+            Ok(p) => mem.data_pool = p,
+            Err(e) => {
+                free_mem(mem);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn create_pool(
+        &self,
+        s: &PortState,
+        ring: u32,
+        data: bool,
+    ) -> Result<*mut bindings::page_pool> {
+        // SAFETY: all-zero is a valid `page_pool_params`.
+        let mut pp: bindings::page_pool_params = unsafe { core::mem::zeroed() };
+        pp.__bindgen_anon_1.fast.order = 0;
+        pp.__bindgen_anon_1.fast.pool_size = ring;
+        pp.__bindgen_anon_1.fast.nid = bindings::NUMA_NO_NODE;
+        pp.__bindgen_anon_1.fast.dev = s.pair.device();
+        pp.__bindgen_anon_1.fast.napi = self.napi.get();
+        pp.__bindgen_anon_1.fast.dma_dir = bindings::dma_data_direction::DMA_FROM_DEVICE;
+        pp.__bindgen_anon_1.fast.max_len = PAGE_SIZE as u32;
+        pp.__bindgen_anon_1.fast.offset = 0;
+        pp.__bindgen_anon_2.slow.netdev = s.dev;
+        pp.__bindgen_anon_2.slow.queue_idx = self.index;
+        pp.__bindgen_anon_2.slow.flags = bindings::PP_FLAG_DMA_MAP | bindings::PP_FLAG_DMA_SYNC_DEV;
+        if data {
+            // SAFETY: plain integer field of the struct group.
+            unsafe { pp.__bindgen_anon_2.slow.flags |= bindings::PP_FLAG_ALLOW_UNREADABLE_NETMEM };
+        }
+        // SAFETY: valid params; the instance lock is held as page_pool_init requires for
+        // queues that may have a memory provider.
+        let pool = unsafe { bindings::page_pool_create(&pp) };
+        kernel::error::from_err_ptr(pool)
+    }
+
+    /// Opens the queue: pools, NAPI, association. Instance lock held.
+    pub(crate) fn open(&self, s: &PortState) -> Result {
+        let mut mem = QueueMem {
+            hdr_pool: ptr::null_mut(),
+            data_pool: ptr::null_mut(),
+        };
+        self.alloc_mem(s, &mut mem)?;
+        if !self.napi_added.swap(true, Ordering::AcqRel) {
+            // SAFETY: the NAPI struct is zeroed or was deleted; instance lock held.
+            unsafe {
+                bindings::netif_napi_add_config_locked(
+                    s.dev,
+                    self.napi.get(),
+                    Some(poll),
+                    self.index as c_int,
+                )
+            };
+        }
+        self.start(s, &mem);
+        Ok(())
+    }
+
+    /// Closes the queue and frees its pools and pending frames. Instance lock held.
+    pub(crate) fn close(&self, s: &PortState) {
+        let mut mem = QueueMem {
+            hdr_pool: ptr::null_mut(),
+            data_pool: ptr::null_mut(),
+        };
+        self.stop(s, &mut mem);
+        if self.napi_added.swap(false, Ordering::AcqRel) {
+            // SAFETY: added in `open`, disabled by `stop`; instance lock held.
+            unsafe { bindings::__netif_napi_del_locked(self.napi.get()) };
+            // SAFETY: only waits.
+            unsafe { bindings::synchronize_net() };
+        }
+        free_mem(&mut mem);
+        // SAFETY: `ring` is initialized; NAPI is gone, nothing else dequeues.
+        unsafe { bindings::skb_queue_purge(self.ring.get()) };
+    }
+
+    /// Installs the pools in `mem` and enables NAPI.
+    fn start(&self, s: &PortState, mem: &QueueMem) {
+        self.hdr_pool.store(mem.hdr_pool, Ordering::Release);
+        self.data_pool.store(mem.data_pool, Ordering::Release);
+        // SAFETY: the NAPI instance is added; instance lock held.
+        unsafe {
+            bindings::netif_queue_set_napi(
+                s.dev,
+                self.index,
+                bindings::netdev_queue_type_NETDEV_QUEUE_TYPE_RX,
+                self.napi.get(),
+            );
+            bindings::napi_enable_locked(self.napi.get());
+        }
+        // Frames may have been posted while the queue was stopped.
+        if self.ring_len() > 0 {
+            // SAFETY: enabled above.
+            unsafe { bindings::napi_schedule(self.napi.get()) };
+        }
+    }
+
+    /// Disables NAPI and moves the pools into `mem`.
+    fn stop(&self, s: &PortState, mem: &mut QueueMem) {
+        // SAFETY: the NAPI instance is added and enabled; instance lock held.
+        unsafe {
+            bindings::napi_disable_locked(self.napi.get());
+            bindings::netif_queue_set_napi(
+                s.dev,
+                self.index,
+                bindings::netdev_queue_type_NETDEV_QUEUE_TYPE_RX,
+                ptr::null_mut(),
+            );
+        }
+        mem.hdr_pool = self.hdr_pool.swap(ptr::null_mut(), Ordering::AcqRel);
+        mem.data_pool = self.data_pool.swap(ptr::null_mut(), Ordering::AcqRel);
+    }
+
+    /// Wakes the peer TX queues this ring stopped.
+    fn wake_senders(&self, s: &PortState) {
+        core::sync::atomic::fence(Ordering::SeqCst);
+        if !self.throttled.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let _guard = rcu::read_lock();
+        let Some(peer) = s.peer() else {
+            return;
+        };
+        for i in 0..peer.real_tx() {
+            // SAFETY: `i` < real_num_tx_queues of a registered device.
+            unsafe {
+                let q = bindings::netdev_get_tx_queue(peer.dev, i);
+                if bindings::netif_tx_queue_stopped(q) {
+                    bindings::netif_tx_wake_queue(q);
+                }
+            }
+        }
+    }
+
+    /// Builds the received skb for wire frame `wire`, or `None` (counted) on failure.
+    fn receive(
+        &self,
+        s: &PortState,
+        wire: *mut bindings::sk_buff,
+    ) -> Option<*mut bindings::sk_buff> {
+        // SAFETY: `wire` is a valid skb owned by the ring.
+        let (len, info) = unsafe {
+            let cb = &*(&raw const (*wire).cb).cast::<[u8; 48]>();
+            ((*wire).len as usize, WireInfo::load(cb))
+        };
+        let hds = s.rings.hds.load(Ordering::Relaxed)
+            == bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_ENABLED as u8;
+        let thresh = s.rings.hds_thresh.load(Ordering::Relaxed) as usize;
+        let hdr_len = usize::from(info.hdr_len);
+        let split = hds && hdr_len > 0 && hdr_len < len && len - hdr_len > thresh;
+        let head_len = if split { hdr_len } else { len.min(HEAD_CAP) };
+        let hdr_pool = self.hdr_pool.load(Ordering::Acquire);
+        let data_pool = self.data_pool.load(Ordering::Acquire);
+        let dma_dev = s.pair.device();
+
+        // The head: a header pool page.
+        // SAFETY: `hdr_pool` is this queue's live pool while NAPI runs.
+        let page = unsafe {
+            bindings::page_pool_alloc_pages(hdr_pool, bindings::GFP_ATOMIC | bindings::__GFP_NOWARN)
+        };
+        if page.is_null() {
+            self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        // SAFETY: `page` comes from a DMA-mapping pool.
+        let netmem = unsafe { bindings::page_to_netmem(page) };
+        // SAFETY: as above.
+        let dma = unsafe { bindings::page_pool_get_dma_addr_netmem(netmem) };
+        if dma_write(dma_dev, dma + HEADROOM as u64, wire, 0, head_len).is_err() {
+            // SAFETY: the page is ours, from `hdr_pool`.
+            unsafe { bindings::page_pool_put_full_netmem(hdr_pool, netmem, false) };
+            self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        // SAFETY: the page is a lowmem page of PAGE_SIZE bytes.
+        let skb =
+            unsafe { bindings::napi_build_skb(bindings::page_address(page), PAGE_SIZE as u32) };
+        if skb.is_null() {
+            // SAFETY: as above.
+            unsafe { bindings::page_pool_put_full_netmem(hdr_pool, netmem, false) };
+            self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        // SAFETY: fresh skb over the page: headroom, then the head bytes written above.
+        unsafe {
+            bindings::skb_mark_for_recycle(skb);
+            bindings::skb_reserve(skb, HEADROOM as c_int);
+            bindings::skb_put(skb, head_len as u32);
+        }
+
+        // The rest: data pool netmems if split, else more header pool pages.
+        let mut off = head_len;
+        let mut unreadable = false;
+        while off < len {
+            let chunk = (len - off).min(PAGE_SIZE);
+            let pool = if split { data_pool } else { hdr_pool };
+            // SAFETY: `pool` is one of this queue's live pools.
+            let nm = unsafe { bindings::page_pool_dev_alloc_netmems(pool) };
+            if nm == 0 {
+                self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
+                // SAFETY: the skb is ours; its frags go back to their pools.
+                unsafe { bindings::dev_kfree_skb_any(skb) };
+                return None;
+            }
+            // SAFETY: `nm` comes from a DMA-mapping pool (pages or net_iovs alike).
+            let dma = unsafe { bindings::page_pool_get_dma_addr_netmem(nm) };
+            // SAFETY: `nm` is a netmem.
+            unreadable |= unsafe { bindings::netmem_is_net_iov(nm) };
+            let written = dma_write(dma_dev, dma, wire, off, chunk);
+            // SAFETY: attach the buffer (even on error, so the skb frees it).
+            unsafe {
+                let nr = (*bindings::skb_shinfo(skb)).nr_frags;
+                bindings::skb_add_rx_frag_netmem(
+                    skb,
+                    nr.into(),
+                    nm,
+                    0,
+                    chunk as c_int,
+                    PAGE_SIZE as u32,
+                );
+            }
+            if written.is_err() {
+                self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
+                // SAFETY: the skb is ours.
+                unsafe { bindings::dev_kfree_skb_any(skb) };
+                return None;
+            }
+            off += chunk;
+        }
+
+        // SAFETY: a complete skb for `s.dev`.
+        unsafe {
+            let proto = bindings::eth_type_trans(skb, s.dev);
+            let headers = (*skb).__bindgen_anon_4.headers.as_mut();
+            headers.protocol = proto;
+            if info.l4 {
+                headers.set_ip_summed(bindings::CHECKSUM_UNNECESSARY as u8);
+            }
+            bindings::skb_record_rx_queue(skb, self.index as u16);
+            bindings::skb_set_hash(
+                skb,
+                info.hash,
+                if info.l4 {
+                    bindings::pkt_hash_types_PKT_HASH_TYPE_L4
+                } else {
+                    bindings::pkt_hash_types_PKT_HASH_TYPE_L3
+                },
+            );
+        }
+        self.stats.packets.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        if info.by_rule {
+            self.stats.by_rule.fetch_add(1, Ordering::Relaxed);
+        }
+        if split {
+            self.stats.split.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .split_bytes
+                .fetch_add((len - hdr_len) as u64, Ordering::Relaxed);
+        }
+        if unreadable {
+            self.stats.unreadable.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(skb)
+    }
+}
+
+/// The "DMA engine": writes `len` bytes of `wire` from `off` to bus address `dma` of
+/// `dev`, which must not cross a page. Resolves the bus address like the IOMMU-less
+/// platform would (dma-direct), so it reaches exactly the memory the address names,
+/// whoever allocated it.
+fn dma_write(
+    dev: *mut bindings::device,
+    dma: u64,
+    wire: *mut bindings::sk_buff,
+    off: usize,
+    len: usize,
+) -> Result {
+    // SAFETY: `dev` is a valid device; this only translates the address.
+    let phys = unsafe { bindings::dma_to_phys(dev, dma) };
+    let pfn = phys >> bindings::PAGE_SHIFT;
+    let in_page = (phys as usize) & (PAGE_SIZE - 1);
+    if in_page + len > PAGE_SIZE {
+        return Err(EINVAL);
+    }
+    // SAFETY: only checks the memory map.
+    if !unsafe { bindings::pfn_valid(pfn as usize) } {
+        return Err(EFAULT);
+    }
+    // SAFETY: `pfn` is valid; the page is mapped for the copy only. The destination is a
+    // buffer of a page pool the caller just allocated, so nothing else writes it.
+    unsafe {
+        let page = bindings::pfn_to_page(pfn as usize);
+        let va = bindings::kmap_local_page(page).cast::<u8>();
+        let err = bindings::skb_copy_bits(wire, off as c_int, va.add(in_page).cast(), len as c_int);
+        bindings::kunmap_local(va.cast());
+        kernel::error::to_result(err)
+    }
+}
+
+fn free_mem(mem: &mut QueueMem) {
+    for p in [&mut mem.hdr_pool, &mut mem.data_pool] {
+        if !p.is_null() {
+            // SAFETY: a pool created by `create_pool` and not installed anywhere.
+            unsafe { bindings::page_pool_destroy(*p) };
+            *p = ptr::null_mut();
+        }
+    }
+}
+
+extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
+    // SAFETY: `napi` is the first field of a `RxQueue` (`repr(C)`), pinned in its box.
+    let q = unsafe { &*napi.cast::<RxQueue>() };
+    // SAFETY: the NAPI instance was added for this device.
+    let dev = unsafe { (*napi).dev };
+    let Some(s) = port::state(dev) else {
+        return 0;
+    };
+    let mut done = 0;
+    while done < budget {
+        // SAFETY: `ring` is initialized.
+        let wire = unsafe { bindings::skb_dequeue(q.ring.get()) };
+        if wire.is_null() {
+            break;
+        }
+        let skb = q.receive(s, wire);
+        // SAFETY: the wire frame is consumed: its "transmission" completed.
+        unsafe { bindings::consume_skb(wire) };
+        if let Some(skb) = skb {
+            // SAFETY: a complete skb, handed to GRO on our NAPI instance.
+            unsafe { bindings::napi_gro_receive(napi, skb) };
+        }
+        done += 1;
+    }
+    q.wake_senders(s);
+    if done < budget {
+        // SAFETY: we are the NAPI poll of `napi`.
+        unsafe { bindings::napi_complete_done(napi, done) };
+    }
+    done
+}
+
+// ---- queue management API ----
+
+fn qmem<'a>(mem: *mut core::ffi::c_void) -> &'a mut QueueMem {
+    // SAFETY: the core allocates `ndo_queue_mem_size` zeroed bytes per call and passes them
+    // to one callback at a time, under the instance lock.
+    unsafe { &mut *mem.cast::<QueueMem>() }
+}
+
+/// The state and RX queue `idx` of `dev`, for the queue API callbacks.
+fn queue<'a>(dev: *mut bindings::net_device, idx: c_int) -> Result<(&'a PortState, &'a RxQueue)> {
+    let s = port::state(dev).ok_or(ENODEV)?;
+    let q = usize::try_from(idx)
+        .ok()
+        .and_then(|i| s.rxqs.get(i))
+        .ok_or(ERANGE)?;
+    Ok((s, q))
+}
+
+fn errno(r: Result) -> c_int {
+    r.map_or_else(|e| e.to_errno(), |()| 0)
+}
+
+extern "C" fn queue_mem_alloc(
+    dev: *mut bindings::net_device,
+    _qcfg: *mut bindings::netdev_queue_config,
+    mem: *mut core::ffi::c_void,
+    idx: c_int,
+) -> c_int {
+    errno(queue(dev, idx).and_then(|(s, q)| q.alloc_mem(s, qmem(mem))))
+}
+
+extern "C" fn queue_mem_free(_dev: *mut bindings::net_device, mem: *mut core::ffi::c_void) {
+    free_mem(qmem(mem));
+}
+
+extern "C" fn queue_start(
+    dev: *mut bindings::net_device,
+    _qcfg: *mut bindings::netdev_queue_config,
+    mem: *mut core::ffi::c_void,
+    idx: c_int,
+) -> c_int {
+    errno(queue(dev, idx).map(|(s, q)| {
+        let m = qmem(mem);
+        q.start(s, m);
+        // The pools now belong to the queue.
+        m.hdr_pool = ptr::null_mut();
+        m.data_pool = ptr::null_mut();
+    }))
+}
+
+extern "C" fn queue_stop(
+    dev: *mut bindings::net_device,
+    mem: *mut core::ffi::c_void,
+    idx: c_int,
+) -> c_int {
+    errno(queue(dev, idx).map(|(s, q)| q.stop(s, qmem(mem))))
+}
+
+static QUEUE_MGMT_OPS: Ops<bindings::netdev_queue_mgmt_ops> =
+    Ops(bindings::netdev_queue_mgmt_ops {
+        ndo_queue_mem_size: core::mem::size_of::<QueueMem>(),
+        ndo_queue_mem_alloc: Some(queue_mem_alloc),
+        ndo_queue_mem_free: Some(queue_mem_free),
+        ndo_queue_start: Some(queue_start),
+        ndo_queue_stop: Some(queue_stop),
+        // SAFETY: all-zero is valid for the remaining optional callbacks.
+        ..unsafe { core::mem::zeroed() }
+    });
+
+pub(crate) fn queue_mgmt_ops() -> *const bindings::netdev_queue_mgmt_ops {
+    &QUEUE_MGMT_OPS.0
+}
