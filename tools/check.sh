@@ -40,12 +40,15 @@ stage "kernel tree: $kdir"
 stage "lints"
 "$root/tools/lint.sh" "$kdir" "$results"
 
-stage "netgpu.ko"
-make -C "$kdir" M="$root" modules >&2 || fatal "build/netgpu.ko"
+stage "netgpu.ko, netgpu_sim.ko"
+make -C "$kdir" M="$root" modules >&2 || fatal "build/modules"
 
 stage "tools"
 cargo build --quiet --release --manifest-path "$root/tools/Cargo.toml" >&2 ||
 	fatal "build/tools"
+
+stage "iproute2 plugin"
+"$root/tools/iproute2/install.sh" "$root/out/iplib" >&2 || fatal "build/iproute2-plugin"
 
 stage "host tests"
 cargo test --release --manifest-path "$root/tools/Cargo.toml" --workspace \

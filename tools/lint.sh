@@ -37,7 +37,7 @@ clippy_module() {
 touch "$root/netgpu.rs"
 lint clippy-module clippy_module
 
-lint rustfmt-module rustfmt --edition 2021 --check --config-path "$ksrc/.rustfmt.toml" "$root/netgpu.rs"
+lint rustfmt-module rustfmt --edition 2021 --check --config-path "$ksrc/.rustfmt.toml" "$root/netgpu.rs" "$root/sim/netgpu_sim.rs"
 lint rustfmt-tools cargo fmt --manifest-path "$root/tools/Cargo.toml" --all --check
 lint clippy-tools cargo clippy --quiet --manifest-path "$root/tools/Cargo.toml" \
 	--all-targets -- -D warnings

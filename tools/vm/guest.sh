@@ -2,18 +2,23 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Runs inside the test VM, as root. Modes:
-#   check OUT   load netgpu (its KUnit suites run at load), run the
+#   check OUT KDIR
+#               load netgpu and netgpu_sim (KUnit suites run at load), run the
 #               kselftests, unload, check kmemleak and the kernel log;
 #               write one line per test case to OUT/results:
 #               "PASS name", "FAIL name", "SKIP name: reason".
-#   demo OUT    load netgpu, show the device and the info ioctl, unload.
+#   demo OUT KDIR
+#               load netgpu, show the device and the info ioctl, unload.
+# KDIR is the kernel tree (its tools/net/ynl is used by the tests).
 # The host reads OUT/ (a --rwdir share): vng's exit code does not carry the
 # guest's.
 set -u
 mode=$1
 out=$2
+kdir=${3:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 ko=$root/netgpu.ko
+sim_ko=$root/sim/netgpu_sim.ko
 bin=$root/tools/target/release
 sel=$root/tools/testing/selftests/netgpu
 results=$out/results
@@ -42,8 +47,8 @@ echo clear >/sys/kernel/debug/kmemleak 2>/dev/null
 dmesg --notime >"$out/dmesg.boot"
 boot_lines=$(wc -l <"$out/dmesg.boot")
 
-# --- KUnit: netgpu's suites run when the module loads ---
-if ! insmod "$ko" 2>"$out/insmod.err"; then
+# --- KUnit: the modules' suites run when they load ---
+if ! insmod "$ko" 2>"$out/insmod.err" || ! insmod "$sim_ko" 2>>"$out/insmod.err"; then
 	record "FAIL kunit/insmod: $(cat "$out/insmod.err")"
 else
 	dmesg --notime | tail -n +"$((boot_lines + 1))" >"$out/dmesg.kunit"
@@ -61,6 +66,7 @@ else
 		/^not ok [0-9]+ netgpu/ { print "FAIL kunit/" $4 ": suite failed"; n++ }
 		END { if (n == 0) print "FAIL kunit/no-results: no netgpu KUnit results in dmesg" }
 	' "$out/dmesg.kunit" >>"$results"
+	rmmod netgpu_sim || record "FAIL kunit/rmmod-netgpu_sim"
 	rmmod netgpu || record "FAIL kunit/rmmod"
 fi
 
@@ -70,7 +76,8 @@ progs=$(sed -n 's/^TEST_PROGS := //p; s/^TEST_GEN_PROGS := //p' "$sel/Makefile")
 for p in $progs; do
 	exe=$sel/$p
 	[ -x "$exe" ] || exe=$bin/$p
-	NETGPU_KO=$ko NETGPU_CLI=$bin/netgpu timeout "$timeout" "$exe" >"$out/$p.tap" 2>&1
+	NETGPU_KO=$ko NETGPU_CLI=$bin/netgpu NETGPU_SIM_KO=$sim_ko \
+		NETGPU_IPLIB=$root/out/iplib NETGPU_KSRC=$kdir timeout "$timeout" "$exe" >"$out/$p.tap" 2>&1
 	rc=$?
 	sed "s/^/    /" "$out/$p.tap"
 	awk -v p="$p" '
@@ -87,6 +94,7 @@ for p in $progs; do
 done
 
 # --- teardown and kernel health ---
+grep -q '^netgpu_sim ' /proc/modules && { rmmod netgpu_sim || record "FAIL final-rmmod-netgpu_sim"; }
 grep -q '^netgpu ' /proc/modules && { rmmod netgpu || record "FAIL final-rmmod"; }
 if [ -w /sys/kernel/debug/kmemleak ]; then
 	# kmemleak reports objects unreferenced for a few seconds: scan twice.

@@ -40,5 +40,5 @@ label=KVM
 [ -n "$accel" ] && label=TCG
 echo "vm: booting $(basename "$kdir") with $label" >&2
 rm -f "$out/done"
-boot "$accel" 1800 "$root/tools/vm/guest.sh $mode $out" 2>&1 | tee "$out/console.log"
+boot "$accel" 1800 "$root/tools/vm/guest.sh $mode $out $kdir" 2>&1 | tee "$out/console.log"
 [ -f "$out/done" ] || { echo "vm: the guest did not finish (see $out/console.log)" >&2; exit 1; }

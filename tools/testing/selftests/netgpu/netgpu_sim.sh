@@ -1,0 +1,233 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# kselftest: netgpu-sim, the software NIC with header/data split. Creates a
+# pair with iproute2 (through the netgpu-sim plugin), puts the ends in two
+# network namespaces and checks, with verified payloads, TCP and UDP over IPv4
+# and IPv6 with header/data split on and off, jumbo frames, channel changes,
+# ntuple steering, RSS, the queue API (queue restarts under traffic), and
+# teardown under traffic. Needs root and:
+#   NETGPU_SIM_KO  path of netgpu_sim.ko
+#   NETGPU_IPLIB   folder holding link_netgpu-sim.so (tools/iproute2/install.sh)
+#   NETGPU_KSRC    kernel source tree (for tools/net/ynl)
+#   netgpu_traffic on PATH
+# Addresses are documentation prefixes only.
+
+KO=${NETGPU_SIM_KO:-}
+IPLIB=${NETGPU_IPLIB:-}
+KSRC=${NETGPU_KSRC:-}
+A="ip netns exec ngsa"
+B="ip netns exec ngsb"
+n=0
+fails=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+nok() { n=$((n + 1)); fails=$((fails + 1)); echo "$2" | sed 's/^/# /'; echo "not ok $n $1"; }
+skip_all() { echo "TAP version 13"; echo "1..0 # SKIP $1"; exit 4; }
+check() { # check NAME CMD...: ok if CMD succeeds, else nok with its output
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1); then ok "$name"; else nok "$name" "$out"; fi
+}
+
+[ "$(id -u)" -eq 0 ] || skip_all "needs root"
+[ -f "$KO" ] || skip_all "NETGPU_SIM_KO does not name netgpu_sim.ko"
+[ -f "$IPLIB/link_netgpu-sim.so" ] || skip_all "NETGPU_IPLIB has no link_netgpu-sim.so"
+[ -f "$KSRC/tools/net/ynl/pyynl/cli.py" ] || skip_all "NETGPU_KSRC has no tools/net/ynl"
+command -v netgpu_traffic >/dev/null || skip_all "netgpu_traffic is not on PATH"
+grep -q '^netgpu_sim ' /proc/modules && skip_all "netgpu_sim is already loaded"
+
+ynl() { # ynl FAMILY ARGS...
+	local fam=$1
+	shift
+	python3 "$KSRC/tools/net/ynl/pyynl/cli.py" --no-schema \
+		--spec "$KSRC/Documentation/netlink/specs/$fam.yaml" "$@"
+}
+# stat NS DEV NAME: one ethtool -S counter
+stat() { ip netns exec "$1" ethtool -S "$2" | awk -v k="$3:" '$1 == k { print $2 }'; }
+# rx_total NS DEV SUFFIX: sum of rxN_SUFFIX over queues
+rx_total() { ip netns exec "$1" ethtool -S "$2" | awk -v s="_$3:" 'index($1, s) && $1 ~ /^rx/ { t += $2 } END { print t + 0 }'; }
+hds() { # hds on|off: set tcp-data-split on ngs1 through ethtool netlink
+	local v=enabled
+	[ "$1" = off ] && v=disabled
+	$B python3 "$KSRC/tools/net/ynl/pyynl/cli.py" --no-schema \
+		--spec "$KSRC/Documentation/netlink/specs/ethtool.yaml" \
+		--do rings-set --json "{\"header\": {\"dev-name\": \"ngs1\"}, \"tcp-data-split\": \"$v\"}" >/dev/null
+}
+# xfer PROTO DST_ADDR PORT BYTES [DGRAM]: send from ngsa to ngsb, verify on ngsb
+xfer() {
+	local proto=$1 dst=$2 port=$3 bytes=$4 dgram=${5:-1400} rx rc
+	rx=$(mktemp)
+	$B netgpu_traffic recv "$proto" "$dst" "$port" "$bytes" >"$rx" 2>&1 &
+	local pid=$!
+	sleep 0.5
+	$A netgpu_traffic send "$proto" "$dst" "$port" "$bytes" "$dgram" >/dev/null 2>&1
+	wait $pid
+	rc=$?
+	cat "$rx"
+	rm -f "$rx"
+	return $rc
+}
+busy() { # busy PORT: a long TCP stream ngsa -> ngsb in the background, for 2 s
+	$B netgpu_traffic recv tcp 192.0.2.2 "$1" 100000000 >/dev/null 2>&1 &
+	rxpid=$!
+	sleep 0.5
+	$A netgpu_traffic send tcp 192.0.2.2 "$1" 100000000 >/dev/null 2>&1 &
+	txpid=$!
+	sleep 2
+}
+cleanup() {
+	ip netns del ngsa 2>/dev/null
+	ip netns del ngsb 2>/dev/null
+	ip link del ngs0 2>/dev/null
+	grep -q '^netgpu_sim ' /proc/modules && rmmod netgpu_sim
+}
+trap cleanup EXIT
+
+echo "TAP version 13"
+echo "1..21"
+
+# --- 1. creation the Linux way ---
+if out=$(insmod "$KO" 2>&1 &&
+	IP_LIB_DIR=$IPLIB ip link add ngs0 numrxqueues 4 numtxqueues 4 \
+		type netgpu-sim peer name ngs1 2>&1) &&
+	ip -d link show ngs1 | grep -q "numrxqueues 4" &&
+	ip -d link show ngs0 | grep -q "parentbus faux"; then
+	ok create_pair_with_iproute2
+else
+	nok create_pair_with_iproute2 "$out"
+fi
+
+parent=$(basename "$(readlink -f /sys/class/net/ngs0/device)")
+if [ -n "$parent" ] && [ "$(readlink -f /sys/class/net/ngs1/device)" = "$(readlink -f /sys/class/net/ngs0/device)" ]; then
+	ok pair_shares_a_parent_device
+else
+	nok pair_shares_a_parent_device "ngs0 parent: $parent"
+fi
+
+ip netns add ngsa
+ip netns add ngsb
+ip link set ngs0 netns ngsa
+ip link set ngs1 netns ngsb
+$A ip link set lo up
+$B ip link set lo up
+$A ip addr add 192.0.2.1/24 dev ngs0
+$B ip addr add 192.0.2.2/24 dev ngs1
+$A ip addr add 2001:db8::1/64 dev ngs0 nodad
+$B ip addr add 2001:db8::2/64 dev ngs1 nodad
+$A ip link set ngs0 up
+$B ip link set ngs1 up
+sleep 1
+if $A ip link show ngs0 | grep -q "state UP" && $B ip link show ngs1 | grep -q "state UP"; then
+	ok both_ends_up_in_their_netns
+else
+	nok both_ends_up_in_their_netns "$($A ip link show ngs0; $B ip link show ngs1)"
+fi
+
+# --- 2. datapath with header/data split on (the default) ---
+split0=$(rx_total ngsb ngs1 hds_bytes)
+check tcp4_hds_on_verified xfer tcp 192.0.2.2 5201 8000000
+split1=$(rx_total ngsb ngs1 hds_bytes)
+if [ $((split1 - split0)) -ge 8000000 ]; then
+	ok tcp4_payload_went_to_data_pool
+else
+	nok tcp4_payload_went_to_data_pool "hds_bytes grew by $((split1 - split0)), expected >= 8000000"
+fi
+check tcp6_hds_on_verified xfer tcp 2001:db8::2 5202 4000000
+check udp4_hds_on_verified xfer udp 192.0.2.2 5203 1400000 1400
+check udp6_jumbo_dgram_verified xfer udp 2001:db8::2 5204 800000 8000
+
+# --- 3. header/data split off: classic single-buffer receive ---
+if out=$(hds off 2>&1) && $B ethtool -g ngs1 | grep -q "TCP data split:.*off"; then
+	ok hds_off_via_ethtool_netlink
+else
+	nok hds_off_via_ethtool_netlink "$out"
+fi
+split0=$(rx_total ngsb ngs1 hds_bytes)
+check tcp4_hds_off_verified xfer tcp 192.0.2.2 5205 4000000
+check udp6_hds_off_verified xfer udp 2001:db8::2 5206 700000 1400
+split1=$(rx_total ngsb ngs1 hds_bytes)
+if [ "$split0" = "$split1" ]; then
+	ok hds_off_splits_nothing
+else
+	nok hds_off_splits_nothing "hds_bytes went from $split0 to $split1"
+fi
+hds on
+
+# --- 4. jumbo frames ---
+$A ip link set ngs0 mtu 9000
+$B ip link set ngs1 mtu 9000
+check tcp4_mtu9000_verified xfer tcp 192.0.2.2 5207 8000000
+$A ip link set ngs0 mtu 1500
+$B ip link set ngs1 mtu 1500
+
+# --- 5. channels and ntuple steering ---
+if $B ethtool -L ngs1 combined 2 && $B ethtool -l ngs1 | tail -1 | grep -q "Combined:.*2"; then
+	ok ethtool_L_combined_2
+else
+	nok ethtool_L_combined_2 "$($B ethtool -l ngs1 2>&1)"
+fi
+q3=$(stat ngsb ngs1 rx3_packets)
+check tcp4_over_2_channels_verified xfer tcp 192.0.2.2 5208 2000000
+if [ "$(stat ngsb ngs1 rx3_packets)" = "$q3" ]; then
+	ok inactive_queue_gets_nothing
+else
+	nok inactive_queue_gets_nothing "rx3_packets moved: $q3 -> $(stat ngsb ngs1 rx3_packets)"
+fi
+$B ethtool -L ngs1 combined 4
+$B ethtool -K ngs1 ntuple on
+if out=$($B ethtool -N ngs1 flow-type tcp4 dst-ip 192.0.2.2 dst-port 5209 action 3 2>&1) &&
+	$B ethtool -n ngs1 | grep -q "Action: Direct to queue 3"; then
+	ok ntuple_rule_inserted_and_listed
+else
+	nok ntuple_rule_inserted_and_listed "$out $($B ethtool -n ngs1 2>&1)"
+fi
+r0=$(stat ngsb ngs1 rx3_ntuple_packets)
+xfer tcp 192.0.2.2 5209 2000000 >/dev/null
+xfer tcp 192.0.2.2 5210 2000000 >/dev/null
+r1=$(stat ngsb ngs1 rx3_ntuple_packets)
+total=$(rx_total ngsb ngs1 ntuple_packets)
+if [ $((r1 - r0)) -gt 1000 ] && [ "$total" = "$r1" ]; then
+	ok ntuple_steers_only_the_matching_flow
+else
+	nok ntuple_steers_only_the_matching_flow "rx3 ntuple packets $r0 -> $r1, all queues $total"
+fi
+
+# --- 6. queue restarts under traffic (the queue API memory providers use) ---
+napi_before=$($B python3 "$KSRC/tools/net/ynl/pyynl/cli.py" --no-schema \
+	--spec "$KSRC/Documentation/netlink/specs/netdev.yaml" --dump queue-get \
+	--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}" 2>&1)
+if grep -q "'napi-id'" <<<"$napi_before" && [ "$(grep -c "'type': 'rx'" <<<"$napi_before")" = 4 ]; then
+	ok queue_get_reports_4_rx_queues_with_napi
+else
+	nok queue_get_reports_4_rx_queues_with_napi "$napi_before"
+fi
+
+# --- 7. teardown under traffic ---
+busy 5211
+if $A ip link del ngs0 && ! $B ip link show ngs1 >/dev/null 2>&1; then
+	ok link_del_under_traffic_removes_both_ends
+else
+	nok link_del_under_traffic_removes_both_ends "$($B ip link show 2>&1)"
+fi
+kill $rxpid $txpid 2>/dev/null
+wait $rxpid $txpid 2>/dev/null
+
+# rmmod with a pair up and busy deletes it.
+IP_LIB_DIR=$IPLIB ip link add ngs0 netns ngsa type netgpu-sim peer name ngs1 netns ngsb
+$A ip addr add 192.0.2.1/24 dev ngs0
+$B ip addr add 192.0.2.2/24 dev ngs1
+$A ip link set ngs0 up
+$B ip link set ngs1 up
+busy 5212
+if out=$(rmmod netgpu_sim 2>&1) && ! $A ip link show ngs0 >/dev/null 2>&1; then
+	ok rmmod_under_traffic_deletes_pairs
+else
+	nok rmmod_under_traffic_deletes_pairs "$out"
+fi
+kill $rxpid $txpid 2>/dev/null
+wait $rxpid $txpid 2>/dev/null
+ip netns del ngsa
+ip netns del ngsb
+
+[ "$fails" -eq 0 ] || exit 1
+exit 0
