@@ -548,8 +548,15 @@ fn prepare(dev: *mut bindings::net_device, pair: &Arc<Pair>) -> Result {
     port(dev)
         .pending
         .store(KBox::into_raw(s), Ordering::Release);
-    // SAFETY: `dev` is not registered yet; SET_NETDEV_DEV.
-    unsafe { (*dev).dev.parent = pair.device() };
+    // SAFETY: `dev` is not registered yet: SET_NETDEV_DEV, and the committed ring config
+    // (allocated with the device) starts with header/data split on, threshold 0, which
+    // is what the datapath does and memory providers require.
+    unsafe {
+        (*dev).dev.parent = pair.device();
+        (*(*dev).cfg).hds_config =
+            bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_ENABLED as u8;
+        (*(*dev).cfg).hds_thresh = 0;
+    }
     Ok(())
 }
 

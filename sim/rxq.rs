@@ -302,6 +302,14 @@ impl RxQueue {
         }
         mem.hdr_pool = self.hdr_pool.swap(ptr::null_mut(), Ordering::AcqRel);
         mem.data_pool = self.data_pool.swap(ptr::null_mut(), Ordering::AcqRel);
+        // The NAPI instance lives on into the next start: detach the old pools from it
+        // while it is disabled, so freeing them later does not race with its polls.
+        for p in [mem.hdr_pool, mem.data_pool] {
+            if !p.is_null() {
+                // SAFETY: a live pool of this queue; NAPI is disabled.
+                unsafe { bindings::page_pool_disable_direct_recycling(p) };
+            }
+        }
     }
 
     /// Wakes the peer TX queues this ring stopped.
