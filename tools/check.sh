@@ -47,6 +47,10 @@ stage "tools"
 cargo build --quiet --release --manifest-path "$root/tools/Cargo.toml" >&2 ||
 	fatal "build/tools"
 
+stage "the kernel tree's test programs (ncdevmem)"
+tt=$("$root/tools/kernel/tree-tools.sh" "$kdir") || fatal "build/tree-tools"
+ln -sfn "$tt" "$root/out/tree-tools"
+
 stage "iproute2 plugin"
 "$root/tools/iproute2/install.sh" "$root/out/iplib" >&2 || fatal "build/iproute2-plugin"
 

@@ -15,7 +15,7 @@ SUDO=
 
 DEB_PKGS=(
 	build-essential bc bison flex cpio kmod rsync xz-utils zstd
-	libelf-dev libssl-dev python3-pip python3-yaml
+	libelf-dev libssl-dev python3-pip python3-yaml python3-jsonschema
 	qemu-system-x86 busybox-static iproute2 ethtool udev
 )
 

@@ -77,7 +77,8 @@ for p in $progs; do
 	exe=$sel/$p
 	[ -x "$exe" ] || exe=$bin/$p
 	NETGPU_KO=$ko NETGPU_CLI=$bin/netgpu NETGPU_SIM_KO=$sim_ko \
-		NETGPU_IPLIB=$root/out/iplib NETGPU_KSRC=$kdir timeout "$timeout" "$exe" >"$out/$p.tap" 2>&1
+		NETGPU_IPLIB=$root/out/iplib NETGPU_KSRC=$kdir \
+		NETGPU_NCDEVMEM=$root/out/tree-tools/ncdevmem timeout "$timeout" "$exe" >"$out/$p.tap" 2>&1
 	rc=$?
 	sed "s/^/    /" "$out/$p.tap"
 	awk -v p="$p" '

@@ -5,54 +5,12 @@
 # pair with iproute2 (through the netgpu-sim plugin), puts the ends in two
 # network namespaces and checks, with verified payloads, TCP and UDP over IPv4
 # and IPv6 with header/data split on and off, jumbo frames, channel changes,
-# ntuple steering, RSS, the queue API (queue restarts under traffic), and
-# teardown under traffic. Needs root and:
-#   NETGPU_SIM_KO  path of netgpu_sim.ko
-#   NETGPU_IPLIB   folder holding link_netgpu-sim.so (tools/iproute2/install.sh)
-#   NETGPU_KSRC    kernel source tree (for tools/net/ynl)
-#   netgpu_traffic on PATH
-# Addresses are documentation prefixes only.
+# ntuple steering, queue-get, and teardown under traffic. See sim_lib.sh for
+# what it needs.
 
-KO=${NETGPU_SIM_KO:-}
-IPLIB=${NETGPU_IPLIB:-}
-KSRC=${NETGPU_KSRC:-}
-A="ip netns exec ngsa"
-B="ip netns exec ngsb"
-n=0
-fails=0
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-nok() { n=$((n + 1)); fails=$((fails + 1)); echo "$2" | sed 's/^/# /'; echo "not ok $n $1"; }
-skip_all() { echo "TAP version 13"; echo "1..0 # SKIP $1"; exit 4; }
-check() { # check NAME CMD...: ok if CMD succeeds, else nok with its output
-	local name=$1 out
-	shift
-	if out=$("$@" 2>&1); then ok "$name"; else nok "$name" "$out"; fi
-}
+# shellcheck source=tools/testing/selftests/netgpu/sim_lib.sh
+. "$(dirname "$0")/sim_lib.sh"
 
-[ "$(id -u)" -eq 0 ] || skip_all "needs root"
-[ -f "$KO" ] || skip_all "NETGPU_SIM_KO does not name netgpu_sim.ko"
-[ -f "$IPLIB/link_netgpu-sim.so" ] || skip_all "NETGPU_IPLIB has no link_netgpu-sim.so"
-[ -f "$KSRC/tools/net/ynl/pyynl/cli.py" ] || skip_all "NETGPU_KSRC has no tools/net/ynl"
-command -v netgpu_traffic >/dev/null || skip_all "netgpu_traffic is not on PATH"
-grep -q '^netgpu_sim ' /proc/modules && skip_all "netgpu_sim is already loaded"
-
-ynl() { # ynl FAMILY ARGS...
-	local fam=$1
-	shift
-	python3 "$KSRC/tools/net/ynl/pyynl/cli.py" --no-schema \
-		--spec "$KSRC/Documentation/netlink/specs/$fam.yaml" "$@"
-}
-# stat NS DEV NAME: one ethtool -S counter
-stat() { ip netns exec "$1" ethtool -S "$2" | awk -v k="$3:" '$1 == k { print $2 }'; }
-# rx_total NS DEV SUFFIX: sum of rxN_SUFFIX over queues
-rx_total() { ip netns exec "$1" ethtool -S "$2" | awk -v s="_$3:" 'index($1, s) && $1 ~ /^rx/ { t += $2 } END { print t + 0 }'; }
-hds() { # hds on|off: set tcp-data-split on ngs1 through ethtool netlink
-	local v=enabled
-	[ "$1" = off ] && v=disabled
-	$B python3 "$KSRC/tools/net/ynl/pyynl/cli.py" --no-schema \
-		--spec "$KSRC/Documentation/netlink/specs/ethtool.yaml" \
-		--do rings-set --json "{\"header\": {\"dev-name\": \"ngs1\"}, \"tcp-data-split\": \"$v\"}" >/dev/null
-}
 # xfer PROTO DST_ADDR PORT BYTES [DGRAM]: send from ngsa to ngsb, verify on ngsb
 xfer() {
 	local proto=$1 dst=$2 port=$3 bytes=$4 dgram=${5:-1400} rx rc
@@ -75,13 +33,6 @@ busy() { # busy PORT: a long TCP stream ngsa -> ngsb in the background, for 2 s
 	txpid=$!
 	sleep 2
 }
-cleanup() {
-	ip netns del ngsa 2>/dev/null
-	ip netns del ngsb 2>/dev/null
-	ip link del ngs0 2>/dev/null
-	grep -q '^netgpu_sim ' /proc/modules && rmmod netgpu_sim
-}
-trap cleanup EXIT
 
 echo "TAP version 13"
 echo "1..21"
@@ -108,14 +59,7 @@ ip netns add ngsa
 ip netns add ngsb
 ip link set ngs0 netns ngsa
 ip link set ngs1 netns ngsb
-$A ip link set lo up
-$B ip link set lo up
-$A ip addr add 192.0.2.1/24 dev ngs0
-$B ip addr add 192.0.2.2/24 dev ngs1
-$A ip addr add 2001:db8::1/64 dev ngs0 nodad
-$B ip addr add 2001:db8::2/64 dev ngs1 nodad
-$A ip link set ngs0 up
-$B ip link set ngs1 up
+pair_addrs
 sleep 1
 if $A ip link show ngs0 | grep -q "state UP" && $B ip link show ngs1 | grep -q "state UP"; then
 	ok both_ends_up_in_their_netns
@@ -193,8 +137,8 @@ else
 fi
 
 # --- 6. queue restarts under traffic (the queue API memory providers use) ---
-napi_before=$($B python3 "$KSRC/tools/net/ynl/pyynl/cli.py" --no-schema \
-	--spec "$KSRC/Documentation/netlink/specs/netdev.yaml" --dump queue-get \
+# shellcheck disable=SC2046
+napi_before=$($B $YNL $(ynl_spec netdev) --dump queue-get \
 	--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}" 2>&1)
 if grep -q "'napi-id'" <<<"$napi_before" && [ "$(grep -c "'type': 'rx'" <<<"$napi_before")" = 4 ]; then
 	ok queue_get_reports_4_rx_queues_with_napi
@@ -213,11 +157,7 @@ kill $rxpid $txpid 2>/dev/null
 wait $rxpid $txpid 2>/dev/null
 
 # rmmod with a pair up and busy deletes it.
-IP_LIB_DIR=$IPLIB ip link add ngs0 netns ngsa type netgpu-sim peer name ngs1 netns ngsb
-$A ip addr add 192.0.2.1/24 dev ngs0
-$B ip addr add 192.0.2.2/24 dev ngs1
-$A ip link set ngs0 up
-$B ip link set ngs1 up
+pair_up
 busy 5212
 if out=$(rmmod netgpu_sim 2>&1) && ! $A ip link show ngs0 >/dev/null 2>&1; then
 	ok rmmod_under_traffic_deletes_pairs

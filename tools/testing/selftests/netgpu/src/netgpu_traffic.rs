@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! netgpu_traffic recv tcp|udp ADDR PORT BYTES   # prints "received N bytes, verified"
-//! netgpu_traffic send tcp|udp ADDR PORT BYTES [DGRAM]
+//! netgpu_traffic send tcp|udp ADDR PORT BYTES [DGRAM] [--from ADDR:PORT] [--ncdevmem N]
 //! ```
+//!
+//! `--from` binds the sender (for 5-tuple steering rules). `--ncdevmem N` sends the stream
+//! the kernel's `ncdevmem -v N` validates instead: bytes 1 .. N-1, then a newline, repeated.
 //!
 //! The payload is a function of the stream offset ([`pattern`]), so the receiver checks
 //! every byte without a copy of what was sent. For UDP each datagram starts with its
@@ -24,9 +27,21 @@ pub fn pattern(off: u64) -> u8 {
     word.to_le_bytes()[(off % 8) as usize]
 }
 
-fn fill(buf: &mut [u8], off: u64) {
+/// Byte `off` of the stream `ncdevmem -v n` expects.
+fn ncdevmem_pattern(off: u64, n: u64) -> u8 {
+    match off % n + 1 {
+        k if k == n => b'\n',
+        k => k as u8,
+    }
+}
+
+fn fill(buf: &mut [u8], off: u64, ncdevmem: Option<u64>) {
     for (i, b) in buf.iter_mut().enumerate() {
-        *b = pattern(off + i as u64);
+        let o = off + i as u64;
+        *b = match ncdevmem {
+            Some(n) => ncdevmem_pattern(o, n),
+            None => pattern(o),
+        };
     }
 }
 
@@ -39,7 +54,7 @@ fn mismatch(buf: &[u8], off: u64) -> Option<usize> {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: netgpu_traffic recv|send tcp|udp ADDR PORT BYTES [DGRAM]");
+    eprintln!("usage: netgpu_traffic recv|send tcp|udp ADDR PORT BYTES [DGRAM] [--from ADDR:PORT] [--ncdevmem N]");
     ExitCode::from(2)
 }
 
@@ -85,11 +100,80 @@ fn recv_tcp(a: SocketAddr, bytes: u64) -> Result<String, String> {
     ))
 }
 
-fn send_tcp(a: SocketAddr, bytes: u64) -> Result<String, String> {
+fn connect(a: SocketAddr, from: Option<SocketAddr>) -> std::io::Result<TcpStream> {
+    let Some(from) = from else {
+        return TcpStream::connect(a);
+    };
+    let domain = if a.is_ipv6() {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
+    // SAFETY: plain socket creation; the fd is owned by the TcpStream below.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket we own.
+    let s = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // SAFETY: valid fd and option value.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            std::ptr::from_ref(&one).cast(),
+            std::mem::size_of_val(&one) as libc::socklen_t,
+        )
+    };
+    let (sa, len) = sockaddr(from);
+    // SAFETY: `sa` holds a sockaddr of `len` bytes.
+    if unsafe { libc::bind(fd, std::ptr::from_ref(&sa).cast(), len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let (sa, len) = sockaddr(a);
+    // SAFETY: as above.
+    if unsafe { libc::connect(fd, std::ptr::from_ref(&sa).cast(), len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(s)
+}
+
+fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        SocketAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+            let sin = unsafe { &mut *std::ptr::from_mut(&mut ss).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &mut *std::ptr::from_mut(&mut ss).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_addr.s6_addr = v6.ip().octets();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+fn send_tcp(
+    a: SocketAddr,
+    bytes: u64,
+    from: Option<SocketAddr>,
+    ncdevmem: Option<u64>,
+) -> Result<String, String> {
     let mut c = None;
     // The receiver may still be starting.
     for _ in 0..50 {
-        match TcpStream::connect(a) {
+        match connect(a, from) {
             Ok(s) => {
                 c = Some(s);
                 break;
@@ -102,7 +186,7 @@ fn send_tcp(a: SocketAddr, bytes: u64) -> Result<String, String> {
     let mut off = 0u64;
     while off < bytes {
         let n = (bytes - off).min(buf.len() as u64) as usize;
-        fill(&mut buf[..n], off);
+        fill(&mut buf[..n], off, ncdevmem);
         c.write_all(&buf[..n])
             .map_err(|e| format!("write at {off}: {e}"))?;
         off += n as u64;
@@ -150,7 +234,7 @@ fn send_udp(a: SocketAddr, bytes: u64, dgram: usize) -> Result<String, String> {
     while off < bytes {
         let n = (bytes - off).min(dgram as u64) as usize;
         buf[..8].copy_from_slice(&off.to_le_bytes());
-        fill(&mut buf[8..8 + n], off);
+        fill(&mut buf[8..8 + n], off, None);
         s.send_to(&buf[..8 + n], a)
             .map_err(|e| format!("send at {off}: {e}"))?;
         off += n as u64;
@@ -178,10 +262,38 @@ fn main() -> ExitCode {
     let Ok(bytes) = args[5].parse::<u64>() else {
         return usage();
     };
-    let dgram = args.get(6).and_then(|d| d.parse().ok()).unwrap_or(1400);
+    let mut dgram = 1400;
+    let mut from = None;
+    let mut ncdevmem = None;
+    let mut rest = args[6..].iter();
+    while let Some(a) = rest.next() {
+        match (a.as_str(), rest.clone().next()) {
+            ("--from", Some(v)) => {
+                let Some((ip, port)) = v.rsplit_once(':') else {
+                    return usage();
+                };
+                match addr(ip.trim_matches(['[', ']']), port) {
+                    Ok(f) => from = Some(f),
+                    Err(_) => return usage(),
+                }
+                rest.next();
+            }
+            ("--ncdevmem", Some(v)) => {
+                match v.parse::<u64>() {
+                    Ok(n) if n >= 2 => ncdevmem = Some(n),
+                    _ => return usage(),
+                }
+                rest.next();
+            }
+            (d, _) => match d.parse() {
+                Ok(d) => dgram = d,
+                Err(_) => return usage(),
+            },
+        }
+    }
     let r = match (args[1].as_str(), args[2].as_str()) {
         ("recv", "tcp") => recv_tcp(a, bytes),
-        ("send", "tcp") => send_tcp(a, bytes),
+        ("send", "tcp") => send_tcp(a, bytes, from, ncdevmem),
         ("recv", "udp") => recv_udp(a, bytes),
         ("send", "udp") => send_udp(a, bytes, dgram),
         _ => return usage(),

@@ -1,0 +1,76 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Shared by the netgpu-sim kselftests (sourced): TAP output, the environment
+# they need, counters, and a pair of netgpu-sim devices between two network
+# namespaces. Needs root and:
+#   NETGPU_SIM_KO  path of netgpu_sim.ko
+#   NETGPU_IPLIB   folder holding link_netgpu-sim.so (tools/iproute2/install.sh)
+#   NETGPU_KSRC    kernel source tree (for tools/net/ynl)
+#   netgpu_traffic on PATH
+# Addresses are documentation prefixes only.
+
+KO=${NETGPU_SIM_KO:-}
+IPLIB=${NETGPU_IPLIB:-}
+KSRC=${NETGPU_KSRC:-}
+A="ip netns exec ngsa"
+B="ip netns exec ngsb"
+YNL="python3 $KSRC/tools/net/ynl/pyynl/cli.py --no-schema"
+n=0
+fails=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+nok() { n=$((n + 1)); fails=$((fails + 1)); echo "$2" | sed 's/^/# /'; echo "not ok $n $1"; }
+skip_all() { echo "TAP version 13"; echo "1..0 # SKIP $1"; exit 4; }
+check() { # check NAME CMD...: ok if CMD succeeds, else nok with its output
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1); then ok "$name"; else nok "$name" "$out"; fi
+}
+
+[ "$(id -u)" -eq 0 ] || skip_all "needs root"
+[ -f "$KO" ] || skip_all "NETGPU_SIM_KO does not name netgpu_sim.ko"
+[ -f "$IPLIB/link_netgpu-sim.so" ] || skip_all "NETGPU_IPLIB has no link_netgpu-sim.so"
+[ -f "$KSRC/tools/net/ynl/pyynl/cli.py" ] || skip_all "NETGPU_KSRC has no tools/net/ynl"
+command -v netgpu_traffic >/dev/null || skip_all "netgpu_traffic is not on PATH"
+grep -q '^netgpu_sim ' /proc/modules && skip_all "netgpu_sim is already loaded"
+
+# ynl_spec FAMILY: the --spec argument for a netlink family
+ynl_spec() { echo "--spec $KSRC/Documentation/netlink/specs/$1.yaml"; }
+# stat NS DEV NAME: one ethtool -S counter
+stat() { ip netns exec "$1" ethtool -S "$2" | awk -v k="$3:" '$1 == k { print $2 }'; }
+# rx_total NS DEV SUFFIX: sum of rxN_SUFFIX over queues
+rx_total() { ip netns exec "$1" ethtool -S "$2" | awk -v s="_$3:" 'index($1, s) && $1 ~ /^rx/ { t += $2 } END { print t + 0 }'; }
+hds() { # hds on|off: set tcp-data-split on ngs1 through ethtool netlink
+	local v=enabled
+	[ "$1" = off ] && v=disabled
+	# shellcheck disable=SC2046
+	$B $YNL $(ynl_spec ethtool) --do rings-set \
+		--json "{\"header\": {\"dev-name\": \"ngs1\"}, \"tcp-data-split\": \"$v\"}" >/dev/null
+}
+# pair_addrs: addresses on ngs0 (in ngsa) and ngs1 (in ngsb), links up
+pair_addrs() {
+	$A ip link set lo up
+	$B ip link set lo up
+	$A ip addr add 192.0.2.1/24 dev ngs0
+	$B ip addr add 192.0.2.2/24 dev ngs1
+	$A ip addr add 2001:db8::1/64 dev ngs0 nodad
+	$B ip addr add 2001:db8::2/64 dev ngs1 nodad
+	$A ip link set ngs0 up
+	$B ip link set ngs1 up
+}
+# pair_up [ARGS]: a pair ngs0 (netns ngsa, 192.0.2.1, 2001:db8::1) and ngs1
+# (netns ngsb, 192.0.2.2, 2001:db8::2), both up; ARGS go to "ip link add"
+pair_up() {
+	ip netns add ngsa 2>/dev/null
+	ip netns add ngsb 2>/dev/null
+	IP_LIB_DIR=$IPLIB ip link add ngs0 netns ngsa "$@" type netgpu-sim \
+		peer name ngs1 netns ngsb || return 1
+	pair_addrs
+}
+cleanup() {
+	ip netns del ngsa 2>/dev/null
+	ip netns del ngsb 2>/dev/null
+	ip link del ngs0 2>/dev/null
+	grep -q '^netgpu_sim ' /proc/modules && rmmod netgpu_sim
+}
+trap cleanup EXIT
