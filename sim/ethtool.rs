@@ -108,10 +108,12 @@ extern "C" fn set_ringparam(
 }
 
 extern "C" fn get_channels(dev: *mut bindings::net_device, ch: *mut bindings::ethtool_channels) {
-    // SAFETY: valid device and struct.
-    let (ch, d) = unsafe { (&mut *ch, &*dev) };
-    ch.max_combined = d.num_rx_queues.min(d.num_tx_queues);
-    ch.combined_count = d.real_num_rx_queues.min(d.real_num_tx_queues);
+    let Ok(s) = st(dev) else { return };
+    let d = s.dev();
+    // SAFETY: the core passes a valid struct.
+    let ch = unsafe { &mut *ch };
+    ch.max_combined = d.num_rx().min(d.num_tx());
+    ch.combined_count = d.real_rx().min(d.real_tx());
 }
 
 extern "C" fn set_channels(
@@ -133,23 +135,23 @@ fn set_channels_inner(
         return Err(EINVAL);
     }
     let n = ch.combined_count;
-    let cur = s.real_rx();
-    let running = s.running();
+    let d = s.dev();
+    let cur = d.real_rx();
+    let running = d.running();
     if running && n < cur {
         s.close_queues(n, cur);
     }
-    // SAFETY: rtnl and the instance lock are held (op_needs_rtnl).
-    let err = unsafe { bindings::netif_set_real_num_queues(dev, n, n) };
-    if err != 0 {
+    // rtnl and the instance lock are held (op_needs_rtnl).
+    if let Err(e) = d.set_real_queues(n, n) {
         if running && n < cur {
             s.open_queues(n, cur)?;
         }
-        return Err(Error::from_errno(err));
+        return Err(e);
     }
     if running && n > cur {
         if let Err(e) = s.open_queues(cur, n) {
-            // SAFETY: as above; shrinking back cannot fail.
-            unsafe { bindings::netif_set_real_num_queues(dev, cur, cur) };
+            // Shrinking back to where we were cannot fail.
+            let _ = d.set_real_queues(cur, cur);
             return Err(e);
         }
     }
@@ -162,7 +164,7 @@ fn set_channels_inner(
 }
 
 extern "C" fn get_rx_ring_count(dev: *mut bindings::net_device) -> u32 {
-    st(dev).map_or(0, |s| s.real_rx())
+    st(dev).map_or(0, |s| s.dev().real_rx())
 }
 
 fn be_ip(words: &[u32], v6: bool) -> [u8; 16] {
@@ -365,12 +367,11 @@ fn set_rxnfc_inner(dev: *mut bindings::net_device, nfc: *mut bindings::ethtool_r
     let nfc = unsafe { &mut *nfc };
     match nfc.cmd {
         bindings::ETHTOOL_SRXCLSRLINS => {
-            // SAFETY: `dev` is valid.
-            if unsafe { (*dev).features } & NETIF_F_NTUPLE == 0 {
+            if s.dev().features() & NETIF_F_NTUPLE == 0 {
                 pr_info!("netgpu-sim: ntuple filters are off (ethtool -K DEV ntuple on)\n");
                 return Err(EOPNOTSUPP);
             }
-            let rule = rule_from_spec(&nfc.fs, s.real_rx())?;
+            let rule = rule_from_spec(&nfc.fs, s.dev().real_rx())?;
             let mut chosen = 0u32;
             let loc = nfc.fs.location;
             s.update_steering(|steer| {
@@ -679,13 +680,17 @@ extern "C" fn get_base_stats(
 ) {
     let Ok(s) = st(dev) else { return };
     // The base is what inactive queues counted, so that device totals add up.
-    let inactive_rx = s.rxqs.iter().skip(s.real_rx() as usize).map(|q| q.stats());
+    let inactive_rx = s
+        .rxqs
+        .iter()
+        .skip(s.dev().real_rx() as usize)
+        .map(|q| q.stats());
     // SAFETY: valid structs from the core.
     put_rx(unsafe { &mut *rx }, inactive_rx);
     // SAFETY: as above.
     put_tx(
         unsafe { &mut *tx },
-        s.txqs.iter().skip(s.real_tx() as usize),
+        s.txqs.iter().skip(s.dev().real_tx() as usize),
     );
 }
 

@@ -24,6 +24,7 @@ use kernel::types::Opaque;
 
 mod ethtool;
 mod flow;
+mod netdev;
 mod port;
 mod rxq;
 

@@ -24,6 +24,7 @@ use kernel::types::Opaque;
 
 use crate::ethtool;
 use crate::flow::{self, Steering, PARSE_LEN};
+use crate::netdev::{NetDev, Skb};
 use crate::rxq::{self, RxQueue, WireInfo};
 
 /// `rtnl_link_ops` kind.
@@ -152,9 +153,8 @@ unsafe impl Send for PortState {}
 unsafe impl Sync for PortState {}
 
 impl PortState {
-    fn new(dev: *mut bindings::net_device, pair: Arc<Pair>) -> Result<KBox<Self>> {
-        // SAFETY: `dev` is a valid, allocated `net_device`.
-        let (nrx, ntx) = unsafe { ((*dev).num_rx_queues, (*dev).num_tx_queues) };
+    fn new(dev: &NetDev, pair: Arc<Pair>) -> Result<KBox<Self>> {
+        let (nrx, ntx) = (dev.num_rx(), dev.num_tx());
         let mut rxqs = KVec::with_capacity(nrx as usize, GFP_KERNEL)?;
         for i in 0..nrx {
             rxqs.push(RxQueue::new(i)?, GFP_KERNEL)?;
@@ -166,7 +166,7 @@ impl PortState {
         let steering = KBox::new(Steering::new(nrx), GFP_KERNEL)?;
         Ok(KBox::new(
             PortState {
-                dev,
+                dev: dev.as_raw(),
                 pair,
                 rxqs,
                 txqs,
@@ -210,19 +210,10 @@ impl PortState {
         Ok(())
     }
 
-    pub(crate) fn real_rx(&self) -> u32 {
-        // SAFETY: `dev` outlives the state.
-        unsafe { (*self.dev).real_num_rx_queues }
-    }
-
-    pub(crate) fn real_tx(&self) -> u32 {
-        // SAFETY: `dev` outlives the state.
-        unsafe { (*self.dev).real_num_tx_queues }
-    }
-
-    pub(crate) fn running(&self) -> bool {
-        // SAFETY: `dev` is valid.
-        unsafe { bindings::netif_running(self.dev) }
+    /// The device this state belongs to.
+    pub(crate) fn dev(&self) -> &NetDev {
+        // SAFETY: the state is owned by its device, which outlives it.
+        unsafe { NetDev::from_raw(self.dev) }
     }
 
     /// Brings up RX queues `from..to`: page pools, NAPI, and queue/NAPI association.
@@ -327,18 +318,13 @@ extern "C" fn ndo_open(dev: *mut bindings::net_device) -> c_int {
     let Some(s) = state(dev) else {
         return ENODEV.to_errno();
     };
-    if let Err(e) = s.open_queues(0, s.real_rx()) {
+    if let Err(e) = s.open_queues(0, s.dev().real_rx()) {
         return e.to_errno();
     }
     let _guard = rcu::read_lock();
-    if let Some(peer) = s.peer() {
-        if peer.running() {
-            // SAFETY: both devices are registered.
-            unsafe {
-                bindings::netif_carrier_on(dev);
-                bindings::netif_carrier_on(peer.dev);
-            }
-        }
+    if let Some(peer) = s.peer().filter(|p| p.dev().running()) {
+        s.dev().carrier_on();
+        peer.dev().carrier_on();
     }
     0
 }
@@ -347,65 +333,56 @@ extern "C" fn ndo_stop(dev: *mut bindings::net_device) -> c_int {
     let Some(s) = state(dev) else {
         return 0;
     };
-    // SAFETY: `dev` is registered.
-    unsafe { bindings::netif_carrier_off(dev) };
+    s.dev().carrier_off();
     {
         let _guard = rcu::read_lock();
         if let Some(peer) = s.peer() {
-            // SAFETY: the peer is registered while it is our peer.
-            unsafe { bindings::netif_carrier_off(peer.dev) };
+            peer.dev().carrier_off();
         }
     }
     s.close_queues(0, s.active.load(Ordering::Acquire));
     0
 }
 
-/// Reads the first bytes of a frame.
-fn peek(skb: *mut bindings::sk_buff, buf: &mut [u8; PARSE_LEN]) -> usize {
-    // SAFETY: `skb` is a valid skb owned by the caller.
-    let len = (unsafe { (*skb).len } as usize).min(PARSE_LEN);
-    // SAFETY: `buf` has room for `len` bytes, and `len` <= skb length.
-    let err = unsafe { bindings::skb_copy_bits(skb, 0, buf.as_mut_ptr().cast(), len as c_int) };
-    if err != 0 {
-        0
-    } else {
-        len
-    }
-}
-
 extern "C" fn ndo_start_xmit(
     skb: *mut bindings::sk_buff,
     dev: *mut bindings::net_device,
 ) -> bindings::netdev_tx_t {
-    // SAFETY: `skb` is valid and ours.
-    let (len, txq) = unsafe { ((*skb).len, bindings::skb_get_queue_mapping(skb)) };
+    // SAFETY: the core hands us a valid skb to own.
+    if let Some(skb) = unsafe { Skb::from_raw(skb) } {
+        xmit(skb, dev);
+    }
+    bindings::netdev_tx_NETDEV_TX_OK
+}
+
+/// The wire: steers `skb` to an RX queue of the peer and posts it there. A frame that
+/// cannot go anywhere is dropped (and counted) by dropping `skb`.
+fn xmit(skb: Skb, dev: *mut bindings::net_device) {
     let Some(s) = state(dev) else {
-        // SAFETY: we own `skb`.
-        unsafe { bindings::dev_kfree_skb_any(skb) };
-        return bindings::netdev_tx_NETDEV_TX_OK;
+        return;
     };
-    let tx = &s.txqs[usize::from(txq).min(s.txqs.len() - 1)];
+    let len = skb.len();
+    let txq = u32::from(skb.queue_mapping());
+    let (Some(tx), Some(txq)) = (s.txqs.get(txq as usize), s.dev().tx_queue(txq)) else {
+        return;
+    };
     // The caller holds rcu_read_lock_bh, which covers the peer and its state.
-    let peer = s.peer();
-    let Some(peer) = peer.filter(|p| p.running()) else {
+    let Some(peer) = s.peer().filter(|p| p.dev().running()) else {
         tx.drops.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: we own `skb`.
-        unsafe { bindings::dev_kfree_skb_any(skb) };
-        return bindings::netdev_tx_NETDEV_TX_OK;
+        return;
     };
-    // SAFETY: the peer is registered.
-    let peer_mtu = unsafe { (*peer.dev).mtu };
-    if len as usize > peer_mtu as usize + flow::ETH_HLEN + bindings::VLAN_HLEN as usize {
+    if len as usize > peer.dev().mtu() as usize + flow::ETH_HLEN + bindings::VLAN_HLEN as usize {
         tx.drops.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: we own `skb`.
-        unsafe { bindings::dev_kfree_skb_any(skb) };
-        return bindings::netdev_tx_NETDEV_TX_OK;
+        return;
     }
     let mut head = [0u8; PARSE_LEN];
-    let n = peek(skb, &mut head);
-    let parsed = flow::parse(&head[..n]);
+    let n = (len as usize).min(PARSE_LEN);
+    let parsed = skb
+        .copy_bits(0, &mut head[..n])
+        .ok()
+        .and_then(|()| flow::parse(&head[..n]));
     let active = peer.active.load(Ordering::Acquire);
-    let verdict = peer.with_steering(|st| st.classify(parsed.as_ref(), peer.real_rx()));
+    let verdict = peer.with_steering(|st| st.classify(parsed.as_ref(), peer.dev().real_rx()));
     let info = WireInfo {
         hash: verdict.hash,
         hdr_len: parsed.map_or(0, |f| f.hdr_len) as u16,
@@ -417,21 +394,10 @@ extern "C" fn ndo_start_xmit(
     if verdict.queue >= active {
         // The queue is being reconfigured or the peer is going down.
         peer.rxqs[0].count_drop();
-        // SAFETY: we own `skb`.
-        unsafe { bindings::dev_kfree_skb_any(skb) };
-        return bindings::netdev_tx_NETDEV_TX_OK;
+        return;
     }
-    let q = &peer.rxqs[verdict.queue as usize];
-    // SAFETY: the peer's device and our `dev`/`txq` are valid.
-    let txq_ptr = unsafe { bindings::netdev_get_tx_queue(dev, u32::from(txq)) };
-    q.post(
-        skb,
-        info,
-        peer.rings.rx.load(Ordering::Relaxed),
-        txq_ptr,
-        tx,
-    );
-    bindings::netdev_tx_NETDEV_TX_OK
+    let ring = peer.rings.rx.load(Ordering::Relaxed);
+    peer.rxqs[verdict.queue as usize].post(skb, info, ring, txq, tx);
 }
 
 extern "C" fn ndo_get_stats64(
@@ -457,24 +423,24 @@ extern "C" fn ndo_get_stats64(
     }
 }
 
+/// The peer of `dev`, or `dev` itself when unpaired. Under RCU or rtnl.
+fn peer_or_self<'a>(dev: *const bindings::net_device) -> &'a NetDev {
+    let dev = dev.cast_mut();
+    let peer = port(dev).peer.load(Ordering::Acquire);
+    let d = if peer.is_null() { dev } else { peer };
+    // SAFETY: `d` is `dev` or its peer, which stays allocated while we are paired, and
+    // the caller's RCU section or rtnl keeps the pairing.
+    unsafe { NetDev::from_raw(d) }
+}
+
 extern "C" fn ndo_get_iflink(dev: *const bindings::net_device) -> c_int {
-    let port = port(dev.cast_mut());
     let _guard = rcu::read_lock();
-    let peer = port.peer.load(Ordering::Acquire);
-    let d = if peer.is_null() {
-        dev
-    } else {
-        peer.cast_const()
-    };
-    // SAFETY: `d` is `dev` or its peer, valid under RCU.
-    unsafe { (*d).ifindex }
+    peer_or_self(dev).ifindex()
 }
 
 extern "C" fn ndo_set_features(dev: *mut bindings::net_device, features: u64) -> c_int {
-    // SAFETY: `dev` is valid; the instance lock is held.
-    let old = unsafe { (*dev).features };
     if let Some(s) = state(dev) {
-        if old & NETIF_F_NTUPLE != 0 && features & NETIF_F_NTUPLE == 0 {
+        if s.dev().features() & NETIF_F_NTUPLE != 0 && features & NETIF_F_NTUPLE == 0 {
             if let Err(e) = ethtool::flush_rules(s) {
                 return e.to_errno();
             }
@@ -531,20 +497,14 @@ extern "C" fn get_num_queues() -> u32 {
 }
 
 extern "C" fn get_link_net(dev: *const bindings::net_device) -> *mut bindings::net {
-    let port = port(dev.cast_mut());
-    let peer = port.peer.load(Ordering::Acquire);
-    let d = if peer.is_null() {
-        dev
-    } else {
-        peer.cast_const()
-    };
-    // SAFETY: `d` is valid under rtnl.
-    unsafe { (*d).nd_net.net }
+    // Called under rtnl.
+    peer_or_self(dev).net()
 }
 
 /// Gives `dev` a fresh state tied to `pair`, to be taken over by `ndo_init`.
 fn prepare(dev: *mut bindings::net_device, pair: &Arc<Pair>) -> Result {
-    let s = PortState::new(dev, pair.clone())?;
+    // SAFETY: `dev` was just allocated by rtnetlink or `rtnl_create_link`.
+    let s = PortState::new(unsafe { NetDev::from_raw(dev) }, pair.clone())?;
     port(dev)
         .pending
         .store(KBox::into_raw(s), Ordering::Release);

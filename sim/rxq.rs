@@ -21,6 +21,7 @@ use kernel::prelude::*;
 use kernel::sync::rcu;
 use kernel::types::Opaque;
 
+use crate::netdev::{Skb, TxQueue};
 use crate::port::{self, Ops, PortState, TxStats};
 
 const PAGE_SIZE: usize = 1 << bindings::PAGE_SHIFT;
@@ -148,35 +149,28 @@ impl RxQueue {
     /// is full. Stops the sender's TX queue when the ring fills up; NAPI wakes it.
     pub(crate) fn post(
         &self,
-        skb: *mut bindings::sk_buff,
+        mut skb: Skb,
         info: WireInfo,
         ring_size: u32,
-        txq: *mut bindings::netdev_queue,
+        txq: &TxQueue,
         tx: &TxStats,
     ) {
         if self.ring_len() >= ring_size {
             self.stats.ring_full.fetch_add(1, Ordering::Relaxed);
-            // SAFETY: we own `skb`.
-            unsafe { bindings::dev_kfree_skb_any(skb) };
             return;
         }
-        // SAFETY: we own `skb`; its control block is ours after `ndo_start_xmit`.
-        unsafe {
-            let cb = &mut *(&raw mut (*skb).cb).cast::<[u8; 48]>();
-            info.store(cb);
-            bindings::skb_queue_tail(self.ring.get(), skb);
-        }
+        info.store(skb.cb());
+        // SAFETY: `ring` is initialized; it takes over the skb.
+        unsafe { bindings::skb_queue_tail(self.ring.get(), skb.into_raw()) };
         if self.ring_len() + 1 >= ring_size {
             self.throttled.store(true, Ordering::SeqCst);
             tx.stops.fetch_add(1, Ordering::Relaxed);
-            // SAFETY: `txq` is the sender's TX queue we are called for.
-            unsafe { bindings::netif_tx_stop_queue(txq) };
+            txq.stop();
             // Pairs with the barrier in `poll`: either NAPI sees `throttled`, or we see the
             // ring it drained.
             core::sync::atomic::fence(Ordering::SeqCst);
             if self.ring_len() < ring_size / 2 {
-                // SAFETY: as above.
-                unsafe { bindings::netif_tx_wake_queue(txq) };
+                txq.wake();
             }
         }
         // SAFETY: the NAPI instance is initialized (zeroed, or added); scheduling a NAPI
@@ -214,7 +208,7 @@ impl RxQueue {
         pp.__bindgen_anon_1.fast.dma_dir = bindings::dma_data_direction::DMA_FROM_DEVICE;
         pp.__bindgen_anon_1.fast.max_len = PAGE_SIZE as u32;
         pp.__bindgen_anon_1.fast.offset = 0;
-        pp.__bindgen_anon_2.slow.netdev = s.dev;
+        pp.__bindgen_anon_2.slow.netdev = s.dev().as_raw();
         pp.__bindgen_anon_2.slow.queue_idx = self.index;
         pp.__bindgen_anon_2.slow.flags = bindings::PP_FLAG_DMA_MAP | bindings::PP_FLAG_DMA_SYNC_DEV;
         if data {
@@ -238,7 +232,7 @@ impl RxQueue {
             // SAFETY: the NAPI struct is zeroed or was deleted; instance lock held.
             unsafe {
                 bindings::netif_napi_add_config_locked(
-                    s.dev,
+                    s.dev().as_raw(),
                     self.napi.get(),
                     Some(poll),
                     self.index as c_int,
@@ -274,7 +268,7 @@ impl RxQueue {
         // SAFETY: the NAPI instance is added; instance lock held.
         unsafe {
             bindings::netif_queue_set_napi(
-                s.dev,
+                s.dev().as_raw(),
                 self.index,
                 bindings::netdev_queue_type_NETDEV_QUEUE_TYPE_RX,
                 self.napi.get(),
@@ -294,7 +288,7 @@ impl RxQueue {
         unsafe {
             bindings::napi_disable_locked(self.napi.get());
             bindings::netif_queue_set_napi(
-                s.dev,
+                s.dev().as_raw(),
                 self.index,
                 bindings::netdev_queue_type_NETDEV_QUEUE_TYPE_RX,
                 ptr::null_mut(),
@@ -322,28 +316,17 @@ impl RxQueue {
         let Some(peer) = s.peer() else {
             return;
         };
-        for i in 0..peer.real_tx() {
-            // SAFETY: `i` < real_num_tx_queues of a registered device.
-            unsafe {
-                let q = bindings::netdev_get_tx_queue(peer.dev, i);
-                if bindings::netif_tx_queue_stopped(q) {
-                    bindings::netif_tx_wake_queue(q);
-                }
+        let d = peer.dev();
+        for q in (0..d.real_tx()).filter_map(|i| d.tx_queue(i)) {
+            if q.stopped() {
+                q.wake();
             }
         }
     }
 
     /// Builds the received skb for wire frame `wire`, or `None` (counted) on failure.
-    fn receive(
-        &self,
-        s: &PortState,
-        wire: *mut bindings::sk_buff,
-    ) -> Option<*mut bindings::sk_buff> {
-        // SAFETY: `wire` is a valid skb owned by the ring.
-        let (len, info) = unsafe {
-            let cb = &*(&raw const (*wire).cb).cast::<[u8; 48]>();
-            ((*wire).len as usize, WireInfo::load(cb))
-        };
+    fn receive(&self, s: &PortState, wire: &mut Skb) -> Option<*mut bindings::sk_buff> {
+        let (len, info) = (wire.len() as usize, WireInfo::load(wire.cb()));
         let hds = s.rings.hds.load(Ordering::Relaxed)
             == bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_ENABLED as u8;
         let thresh = s.rings.hds_thresh.load(Ordering::Relaxed) as usize;
@@ -429,9 +412,9 @@ impl RxQueue {
             off += chunk;
         }
 
-        // SAFETY: a complete skb for `s.dev`.
+        // SAFETY: a complete skb for our device.
         unsafe {
-            let proto = bindings::eth_type_trans(skb, s.dev);
+            let proto = bindings::eth_type_trans(skb, s.dev().as_raw());
             let headers = (*skb).__bindgen_anon_4.headers.as_mut();
             headers.protocol = proto;
             if info.l4 {
@@ -470,13 +453,7 @@ impl RxQueue {
 /// `dev`, which must not cross a page. Resolves the bus address like the IOMMU-less
 /// platform would (dma-direct), so it reaches exactly the memory the address names,
 /// whoever allocated it.
-fn dma_write(
-    dev: *mut bindings::device,
-    dma: u64,
-    wire: *mut bindings::sk_buff,
-    off: usize,
-    len: usize,
-) -> Result {
+fn dma_write(dev: *mut bindings::device, dma: u64, wire: &Skb, off: usize, len: usize) -> Result {
     // SAFETY: `dev` is a valid device; this only translates the address.
     let phys = unsafe { bindings::dma_to_phys(dev, dma) };
     let pfn = phys >> bindings::PAGE_SHIFT;
@@ -488,15 +465,15 @@ fn dma_write(
     if !unsafe { bindings::pfn_valid(pfn as usize) } {
         return Err(EFAULT);
     }
-    // SAFETY: `pfn` is valid; the page is mapped for the copy only. The destination is a
-    // buffer of a page pool the caller just allocated, so nothing else writes it.
-    unsafe {
-        let page = bindings::pfn_to_page(pfn as usize);
-        let va = bindings::kmap_local_page(page).cast::<u8>();
-        let err = bindings::skb_copy_bits(wire, off as c_int, va.add(in_page).cast(), len as c_int);
-        bindings::kunmap_local(va.cast());
-        kernel::error::to_result(err)
-    }
+    // SAFETY: `pfn` is valid; the page is mapped for the copy only.
+    let va = unsafe { bindings::kmap_local_page(bindings::pfn_to_page(pfn as usize)) };
+    // SAFETY: `in_page + len` <= PAGE_SIZE bytes of the mapped page. The destination is a
+    // buffer of a page pool the caller just allocated, so nothing else accesses it.
+    let dst = unsafe { core::slice::from_raw_parts_mut(va.cast::<u8>().add(in_page), len) };
+    let r = wire.copy_bits(off, dst);
+    // SAFETY: mapped above, in this context.
+    unsafe { bindings::kunmap_local(va) };
+    r
 }
 
 fn free_mem(mem: &mut QueueMem) {
@@ -519,14 +496,13 @@ extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
     };
     let mut done = 0;
     while done < budget {
-        // SAFETY: `ring` is initialized.
-        let wire = unsafe { bindings::skb_dequeue(q.ring.get()) };
-        if wire.is_null() {
+        // SAFETY: `ring` is initialized and owns the skbs queued on it.
+        let Some(mut wire) = (unsafe { Skb::from_raw(bindings::skb_dequeue(q.ring.get())) }) else {
             break;
-        }
-        let skb = q.receive(s, wire);
-        // SAFETY: the wire frame is consumed: its "transmission" completed.
-        unsafe { bindings::consume_skb(wire) };
+        };
+        let skb = q.receive(s, &mut wire);
+        // The frame's "transmission" completed.
+        wire.consume();
         if let Some(skb) = skb {
             // SAFETY: a complete skb, handed to GRO on our NAPI instance.
             unsafe { bindings::napi_gro_receive(napi, skb) };
