@@ -47,7 +47,7 @@ stage "tools"
 cargo build --quiet --release --manifest-path "$root/tools/Cargo.toml" >&2 ||
 	fatal "build/tools"
 
-stage "the kernel tree's test programs (ncdevmem)"
+stage "the kernel tree's test programs (ncdevmem, iou-zcrx)"
 tt=$("$root/tools/kernel/tree-tools.sh" "$kdir") || fatal "build/tree-tools"
 ln -sfn "$tt" "$root/out/tree-tools"
 
