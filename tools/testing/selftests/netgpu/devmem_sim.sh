@@ -20,7 +20,7 @@ BYTES=${NETGPU_DEVMEM_BYTES:-104857600}
 log=$(mktemp -d)
 
 echo "TAP version 13"
-echo "1..9"
+echo "1..11"
 
 insmod "$KO"
 if pair_up numrxqueues 4 numtxqueues 4 && $B ethtool -K ngs1 ntuple on; then
@@ -66,6 +66,13 @@ verdict() {
 	fi
 }
 
+# A verified stream on the other queues runs across the binding, which
+# restarts queue 3 through the queue API, and across ncdevmem's RSS change.
+$B netgpu_traffic recv tcp 192.0.2.2 5300 40000000 >"$log/bg-rx" 2>&1 &
+bgrx=$!
+sleep 0.5
+$A netgpu_traffic send tcp 192.0.2.2 5300 40000000 >"$log/bg-tx" 2>&1 &
+bgtx=$!
 unread0=$(stat ngsb ngs1 rx3_unreadable_packets)
 srv 5201 -c 2001:db8::1
 # shellcheck disable=SC2046
@@ -80,14 +87,22 @@ if out=$(verdict 5201 $rc); then
 else
 	nok "ncdevmem_received_${BYTES}_bytes_validated" "$out; client: $(cat "$log/cli-5201")"
 fi
+wait $bgtx
+wait $bgrx
+bgrc=$?
+if [ $bgrc -eq 0 ] && grep -q "verified" "$log/bg-rx"; then
+	ok other_queues_stream_verified_across_the_restart
+else
+	nok other_queues_stream_verified_across_the_restart "$(cat "$log/bg-rx" "$log/bg-tx")"
+fi
 unread1=$(stat ngsb ngs1 rx3_unreadable_packets)
 if [ $((unread1 - unread0)) -gt 1000 ]; then
 	ok payload_landed_in_net_iovs_of_queue_3
 else
 	nok payload_landed_in_net_iovs_of_queue_3 "rx3_unreadable_packets $unread0 -> $unread1"
 fi
-if grep -A3 "'id': 3" <<<"$bound" | grep -q "'dmabuf'" ||
-	grep "'id': 3" <<<"$bound" | grep -q "dmabuf"; then
+# (ynl prints the binding before the id: "{'dmabuf': N, 'id': 3, ...")
+if tr -d ' \n' <<<"$bound" | grep -q "{'dmabuf':[0-9]*,'id':3,"; then
 	ok queue_get_shows_dmabuf_on_queue_3
 else
 	nok queue_get_shows_dmabuf_on_queue_3 "$bound"
@@ -131,6 +146,27 @@ if out=$(rmmod netgpu_sim 2>&1); then
 else
 	nok rmmod_after_devmem "$out"
 fi
+ip netns del ngsa
+ip netns del ngsb
+
+# rmmod while ncdevmem holds a binding: the devices go, the provider is
+# uninstalled, ncdevmem fails, nothing leaks (the VM checks kmemleak).
+insmod "$KO"
+pair_up numrxqueues 4 numtxqueues 4
+$B ethtool -K ngs1 ntuple on
+sleep 1
+srv 5203 -c 2001:db8::1
+# shellcheck disable=SC2046
+bound=$($B $YNL $(ynl_spec netdev) --dump queue-get \
+	--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}" 2>&1)
+if tr -d ' \n' <<<"$bound" | grep -q "{'dmabuf':[0-9]*,'id':3," && out=$(rmmod netgpu_sim 2>&1) &&
+	! grep -q '^netgpu_sim ' /proc/modules; then
+	ok rmmod_while_devmem_bound
+else
+	nok rmmod_while_devmem_bound "$out $bound"
+fi
+kill $srvpid 2>/dev/null
+wait $srvpid 2>/dev/null
 ip netns del ngsa
 ip netns del ngsb
 rm -rf "$log"

@@ -35,7 +35,7 @@ busy() { # busy PORT: a long TCP stream ngsa -> ngsb in the background, for 2 s
 }
 
 echo "TAP version 13"
-echo "1..21"
+echo "1..26"
 
 # --- 1. creation the Linux way ---
 if out=$(insmod "$KO" 2>&1 &&
@@ -136,6 +136,37 @@ else
 	nok ntuple_steers_only_the_matching_flow "rx3 ntuple packets $r0 -> $r1, all queues $total"
 fi
 
+# --- ring sizes, RSS weights and key, rule deletion, qstats ---
+if $B ethtool -G ngs1 rx 256 tx 512 && $B ethtool -g ngs1 | tail -n +7 | grep -q "^RX:.*256" &&
+	xfer tcp 192.0.2.2 5213 1000000 >/dev/null; then
+	ok ring_size_256_and_traffic
+else
+	nok ring_size_256_and_traffic "$($B ethtool -g ngs1 2>&1)"
+fi
+$B ethtool -N ngs1 delete 0 2>/dev/null
+loc=$($B ethtool -n ngs1 | sed -n 's/^Filter: //p')
+if [ -z "$loc" ] && $B ethtool -X ngs1 weight 0 1 0 0 && q1=$(stat ngsb ngs1 rx1_packets) &&
+	xfer tcp 192.0.2.2 5214 1000000 >/dev/null &&
+	[ $(($(stat ngsb ngs1 rx1_packets) - q1)) -gt 500 ]; then
+	ok rule_deleted_and_rss_weight_to_queue_1
+else
+	nok rule_deleted_and_rss_weight_to_queue_1 "rules: $loc; $($B ethtool -x ngs1 2>&1 | head -4)"
+fi
+key=$($B ethtool -x ngs1 | sed -n '/RSS hash key/{n;p}')
+if $B ethtool -X ngs1 default hkey 01:02:03:04:05:06:07:08:09:0a:0b:0c:0d:0e:0f:10:11:12:13:14:15:16:17:18:19:1a:1b:1c:1d:1e:1f:20:21:22:23:24:25:26:27:28 &&
+	$B ethtool -x ngs1 | grep -q "^01:02:03" && [ "$key" != "$($B ethtool -x ngs1 | sed -n '/RSS hash key/{n;p}')" ]; then
+	ok rss_key_set_and_read_back
+else
+	nok rss_key_set_and_read_back "$($B ethtool -x ngs1 2>&1 | tail -4)"
+fi
+# shellcheck disable=SC2046
+qs=$($B $YNL $(ynl_spec netdev) --dump qstats-get --json '{"scope": "queue"}' 2>&1)
+if [ "$(grep -c "'queue-type': 'rx'" <<<"$qs")" = 4 ] && grep -q "'rx-packets'" <<<"$qs"; then
+	ok qstats_per_rx_queue
+else
+	nok qstats_per_rx_queue "$qs"
+fi
+
 # --- 6. queue restarts under traffic (the queue API memory providers use) ---
 # shellcheck disable=SC2046
 napi_before=$($B $YNL $(ynl_spec netdev) --dump queue-get \
@@ -152,6 +183,23 @@ if $A ip link del ngs0 && ! $B ip link show ngs1 >/dev/null 2>&1; then
 	ok link_del_under_traffic_removes_both_ends
 else
 	nok link_del_under_traffic_removes_both_ends "$($B ip link show 2>&1)"
+fi
+kill $rxpid $txpid 2>/dev/null
+wait $rxpid $txpid 2>/dev/null
+
+# netns deletion under traffic deletes both ends.
+pair_up
+busy 5215
+ip netns del ngsb
+# Namespaces are dismantled by a worker: give it time.
+for _ in $(seq 30); do
+	$A ip link show ngs0 >/dev/null 2>&1 || break
+	sleep 1
+done
+if ! $A ip link show ngs0 >/dev/null 2>&1; then
+	ok netns_del_under_traffic_removes_both_ends
+else
+	nok netns_del_under_traffic_removes_both_ends "$($A ip link show 2>&1)"
 fi
 kill $rxpid $txpid 2>/dev/null
 wait $rxpid $txpid 2>/dev/null
