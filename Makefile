@@ -4,6 +4,7 @@
 # Kbuild); this Makefile prepares the kernel tree, the tools and the VM.
 #
 #   make demo     boot the test VM, load netgpu, show it working
+#   make bench    benchmarks in the test VM (netgpu-sim datapath vs memcpy)
 #   make check    build everything, run all tests (lints, host, VM)
 #   make          build netgpu.ko (and the test kernel if KDIR is unset)
 #   make KDIR=/path/to/linux   build against your own configured tree
@@ -20,7 +21,7 @@ export KDIR
 KDIR_CMD := $(ROOT)/tools/kernel/build.sh
 KMAKE = $(MAKE) -C "$$kdir" M=$(ROOT)
 
-.PHONY: all modules setup kernel kdir tools lint check demo clean
+.PHONY: all modules setup kernel kdir tools lint check demo bench clean
 
 all: modules
 
@@ -47,6 +48,9 @@ check: setup
 
 demo: setup
 	@$(ENV); $(ROOT)/tools/demo.sh
+
+bench: setup
+	@$(ENV); $(ROOT)/tools/bench/run.sh
 
 clean:
 	@$(ENV); kdir=$$($(KDIR_CMD) --print 2>/dev/null) && [ -n "$$kdir" ] && \

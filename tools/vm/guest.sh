@@ -7,6 +7,8 @@
 #               kselftests, unload, check kmemleak and the kernel log;
 #               write one line per test case to OUT/results:
 #               "PASS name", "FAIL name", "SKIP name: reason".
+#   bench OUT KDIR
+#               run tools/bench/sim.sh, report in OUT/bench.txt.
 #   demo OUT KDIR
 #               load netgpu, show the device and the info ioctl, unload.
 # KDIR is the kernel tree (its tools/net/ynl is used by the tests).
@@ -28,6 +30,19 @@ record() { echo "$*" >>"$results"; }
 
 mount -t debugfs none /sys/kernel/debug 2>/dev/null
 export PATH=$bin:$PATH
+
+sim_env() { # the environment the netgpu-sim tests and benchmarks need
+	export NETGPU_SIM_KO=$sim_ko NETGPU_IPLIB=$root/out/iplib NETGPU_KSRC=$kdir \
+		NETGPU_NCDEVMEM=$root/out/tree-tools/ncdevmem \
+		NETGPU_IOU_ZCRX=$root/out/tree-tools/iou-zcrx
+}
+
+if [ "$mode" = bench ]; then
+	sim_env
+	"$root/tools/bench/sim.sh" >"$out/bench.txt" 2>"$out/bench.err"
+	touch "$out/done"
+	exit 0
+fi
 
 if [ "$mode" = demo ]; then
 	set -x
@@ -71,14 +86,13 @@ else
 fi
 
 # --- kselftests ---
+sim_env
 timeout=$(sed -n 's/^timeout=//p' "$sel/settings")
 progs=$(sed -n 's/^TEST_PROGS := //p; s/^TEST_GEN_PROGS := //p' "$sel/Makefile")
 for p in $progs; do
 	exe=$sel/$p
 	[ -x "$exe" ] || exe=$bin/$p
-	NETGPU_KO=$ko NETGPU_CLI=$bin/netgpu NETGPU_SIM_KO=$sim_ko \
-		NETGPU_IPLIB=$root/out/iplib NETGPU_KSRC=$kdir \
-		NETGPU_NCDEVMEM=$root/out/tree-tools/ncdevmem timeout "$timeout" "$exe" >"$out/$p.tap" 2>&1
+	NETGPU_KO=$ko NETGPU_CLI=$bin/netgpu timeout "$timeout" "$exe" >"$out/$p.tap" 2>&1
 	rc=$?
 	sed "s/^/    /" "$out/$p.tap"
 	awk -v p="$p" '

@@ -16,12 +16,17 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 image=$kdir/arch/x86/boot/bzImage
 [ -f "$image" ] || { echo "vm: no kernel image at $image" >&2; exit 1; }
 
+# Tests run with kmemleak on; benchmarks without it and without lockdep's
+# validation, the debug options that cost the most per packet.
+params="panic_on_warn=0 kmemleak=on"
+[ "$mode" = bench ] && params="panic_on_warn=0 kmemleak=off lockdep.prove_locking=0"
+
 boot() { # boot ACCEL_ARGS TIMEOUT CMD
 	local accel=$1 limit=$2 cmd=$3
 	# shellcheck disable=SC2086
 	timeout --foreground -k 10 "$limit" vng --run "$image" $accel \
 		--cpus 2 --memory 2G --rwdir "$out" --cwd "$root" \
-		--append "panic_on_warn=0 kmemleak=on" --exec "$cmd" </dev/null
+		--append "$params" --exec "$cmd" </dev/null
 }
 
 accel=--disable-kvm

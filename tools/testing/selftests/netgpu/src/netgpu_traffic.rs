@@ -5,10 +5,12 @@
 //! ```text
 //! netgpu_traffic recv tcp|udp ADDR PORT BYTES   # prints "received N bytes, verified"
 //! netgpu_traffic send tcp|udp ADDR PORT BYTES [DGRAM] [--from ADDR:PORT] [--ncdevmem N]
+//! netgpu_traffic memcpy BYTES CHUNK   # memory bandwidth, for benchmarks
 //! ```
 //!
-//! `--from` binds the sender (for 5-tuple steering rules). `--ncdevmem N` sends the stream
-//! the kernel's `ncdevmem -v N` validates instead: bytes 1 .. N-1, then a newline, repeated.
+//! `--no-verify` makes the receiver skip the check (benchmarks). `--from` binds the
+//! sender (for 5-tuple steering rules). `--ncdevmem N` sends the stream the kernel's
+//! `ncdevmem -v N` validates instead: bytes 1 .. N-1, then a newline, repeated.
 //!
 //! The payload is a function of the stream offset ([`pattern`]), so the receiver checks
 //! every byte without a copy of what was sent. For UDP each datagram starts with its
@@ -54,7 +56,7 @@ fn mismatch(buf: &[u8], off: u64) -> Option<usize> {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: netgpu_traffic recv|send tcp|udp ADDR PORT BYTES [DGRAM] [--from ADDR:PORT] [--ncdevmem N]");
+    eprintln!("usage: netgpu_traffic recv|send tcp|udp ADDR PORT BYTES [DGRAM] [--from ADDR:PORT] [--ncdevmem N] [--no-verify]\n       netgpu_traffic memcpy BYTES CHUNK");
     ExitCode::from(2)
 }
 
@@ -67,7 +69,7 @@ fn addr(ip: &str, port: &str) -> Result<SocketAddr, String> {
     s.parse().map_err(|e| format!("bad address {s}: {e}"))
 }
 
-fn recv_tcp(a: SocketAddr, bytes: u64) -> Result<String, String> {
+fn recv_tcp(a: SocketAddr, bytes: u64, verify: bool) -> Result<String, String> {
     let l = TcpListener::bind(a).map_err(|e| format!("bind {a}: {e}"))?;
     let (mut c, peer) = l.accept().map_err(|e| format!("accept: {e}"))?;
     let mut buf = vec![0u8; 1 << 20];
@@ -80,7 +82,7 @@ fn recv_tcp(a: SocketAddr, bytes: u64) -> Result<String, String> {
         if n == 0 {
             break;
         }
-        if let Some(i) = mismatch(&buf[..n], off) {
+        if let Some(i) = mismatch(&buf[..n], off).filter(|_| verify) {
             return Err(format!(
                 "byte {} from {peer} is {:#x}, expected {:#x}",
                 off + i as u64,
@@ -95,8 +97,34 @@ fn recv_tcp(a: SocketAddr, bytes: u64) -> Result<String, String> {
     }
     let secs = t.elapsed().as_secs_f64();
     Ok(format!(
-        "received {off} bytes, verified ({:.1} MB/s)",
+        "received {off} bytes, {} ({:.1} MB/s)",
+        if verify { "verified" } else { "not verified" },
         off as f64 / secs / 1e6
+    ))
+}
+
+/// The memory bandwidth ceiling for the datapath: `bytes` copied in `chunk`-sized
+/// memcpy calls between two 64 MiB buffers (the sim copies page-sized chunks).
+fn memcpy_bw(bytes: u64, chunk: usize) -> Result<String, String> {
+    const AREA: usize = 64 << 20;
+    if chunk == 0 || chunk > AREA {
+        return Err(format!("bad chunk size {chunk}"));
+    }
+    let src = vec![0x5au8; AREA];
+    let mut dst = vec![0u8; AREA];
+    let t = Instant::now();
+    let mut done = 0u64;
+    while done < bytes {
+        for (d, s) in dst.chunks_mut(chunk).zip(src.chunks(chunk)) {
+            d.copy_from_slice(std::hint::black_box(s));
+        }
+        std::hint::black_box(&mut dst);
+        done += AREA as u64;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    Ok(format!(
+        "memcpy {done} bytes in {chunk}-byte chunks: {:.1} MB/s",
+        done as f64 / secs / 1e6
     ))
 }
 
@@ -249,8 +277,14 @@ fn send_udp(a: SocketAddr, bytes: u64, dgram: usize) -> Result<String, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() < 6 {
+    if args.len() < 6 && !(args.len() == 4 && args[1] == "memcpy") {
         return usage();
+    }
+    if args[1] == "memcpy" {
+        let (Ok(bytes), Ok(chunk)) = (args[2].parse(), args[3].parse()) else {
+            return usage();
+        };
+        return report(memcpy_bw(bytes, chunk));
     }
     let a = match addr(&args[3], &args[4]) {
         Ok(a) => a,
@@ -263,6 +297,7 @@ fn main() -> ExitCode {
         return usage();
     };
     let mut dgram = 1400;
+    let mut verify = true;
     let mut from = None;
     let mut ncdevmem = None;
     let mut rest = args[6..].iter();
@@ -285,6 +320,7 @@ fn main() -> ExitCode {
                 }
                 rest.next();
             }
+            ("--no-verify", _) => verify = false,
             (d, _) => match d.parse() {
                 Ok(d) => dgram = d,
                 Err(_) => return usage(),
@@ -292,12 +328,16 @@ fn main() -> ExitCode {
         }
     }
     let r = match (args[1].as_str(), args[2].as_str()) {
-        ("recv", "tcp") => recv_tcp(a, bytes),
+        ("recv", "tcp") => recv_tcp(a, bytes, verify),
         ("send", "tcp") => send_tcp(a, bytes, from, ncdevmem),
         ("recv", "udp") => recv_udp(a, bytes),
         ("send", "udp") => send_udp(a, bytes, dgram),
         _ => return usage(),
     };
+    report(r)
+}
+
+fn report(r: Result<String, String>) -> ExitCode {
     match r {
         Ok(msg) => {
             println!("{msg}");

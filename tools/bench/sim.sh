@@ -1,0 +1,82 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Benchmark of netgpu-sim, run in the test VM by "make bench": one TCP stream
+# over a pair, measured side by side in one run:
+#   hds-off      header/data split off, payload in host pages, recv() copies
+#   hds-host     split on, payload in the data pool's host pages, recv() copies
+#   devmem       split on, payload in a udmabuf through devmem TCP (the tree's
+#                ncdevmem, no validation), no copy to user space
+#   veth         the same stream over veth in the same namespaces: the stack's
+#                cost without any device copy, the reference for the sim's
+# and the VM's memcpy bandwidth in page-sized chunks (the sim's DMA engine
+# copies pages). Throughput is BYTES over the sender's elapsed time; receiver
+# CPU is the receiving process's user+system time plus the softirq time the
+# whole VM spent (where NAPI runs), per GB. The "ceiling" of a path is the
+# memcpy bandwidth divided by the copies every byte takes on it (sender's
+# copy into the socket, the DMA engine's, recv()'s): the datapath is within
+# 2x of the physical ceiling when throughput/ceiling >= 0.5.
+# Needs what sim_lib.sh needs, and NETGPU_NCDEVMEM.
+
+# shellcheck source=tools/testing/selftests/netgpu/sim_lib.sh
+. "$(dirname "$0")/../testing/selftests/netgpu/sim_lib.sh" >/dev/null
+BYTES=${NETGPU_BENCH_BYTES:-268435456}
+NCDEVMEM=${NETGPU_NCDEVMEM:-}
+hz=$(getconf CLK_TCK)
+softirq() { awk '/^cpu / { print $8 }' /proc/stat; }
+t=$(mktemp -d)
+
+insmod "$KO"
+pair_up
+$B ethtool -K ngs1 ntuple on
+sleep 1
+
+# run LABEL COPIES DST RECEIVER...: one transfer of BYTES to DST port 5301
+run() {
+	local label=$1 copies=$2 dst=$3 src=${3%::2}::1
+	shift 3
+	local s0 s1
+	s0=$(softirq)
+	/usr/bin/time -f "%e %U %S" -o "$t/rx" "$@" >"$t/rx.out" 2>&1 &
+	local rx=$!
+	sleep 1.5
+	/usr/bin/time -f "%e %U %S" -o "$t/tx" $A netgpu_traffic send tcp "$dst" 5301 \
+		"$BYTES" --from "[$src]:5301" >/dev/null 2>&1
+	wait $rx
+	s1=$(softirq)
+	read -r el _ _ <"$t/tx"
+	read -r _ ru rs <"$t/rx"
+	awk -v l="$label" -v b="$BYTES" -v el="$el" -v ru="$ru" -v rs="$rs" \
+		-v si=$(((s1 - s0))) -v hz="$hz" -v c="$copies" -v m="$memcpy" 'BEGIN {
+		mbs = b / el / 1e6; gb = b / 1e9; cpu = (ru + rs + si / hz) / gb
+		ceil = m / c
+		printf "%-10s %9.1f MB/s %7.2f Gbit/s  rx CPU %6.2f s/GB (proc %.2f + softirq %.2f)  ceiling %7.1f MB/s (%d copies)  ratio %.2f\n",
+			l, mbs, mbs * 8 / 1000, cpu, (ru + rs) / gb, si / hz / gb, ceil, c, mbs / ceil
+	}'
+}
+hds_thresh0() {
+	# shellcheck disable=SC2046
+	$B $YNL $(ynl_spec ethtool) --do rings-set \
+		--json '{"header": {"dev-name": "ngs1"}, "tcp-data-split": "enabled", "hds-thresh": 0}' >/dev/null
+}
+
+echo "netgpu-sim benchmark: one TCP stream of $BYTES bytes, $(nproc) vCPUs"
+memcpy=$(netgpu_traffic memcpy 1073741824 4096 | sed -n 's/.*: \([0-9.]*\) MB\/s/\1/p')
+echo "memcpy     $memcpy MB/s (4096-byte chunks, 64 MiB buffers)"
+# veth between the same namespaces: the same stack without a device copy
+ip link add vea netns ngsa type veth peer name veb netns ngsb
+$A ip addr add 2001:db8:1::1/64 dev vea nodad
+$B ip addr add 2001:db8:1::2/64 dev veb nodad
+$A ip link set vea up
+$B ip link set veb up
+sleep 1
+run veth 2 2001:db8:1::2 $B netgpu_traffic recv tcp 2001:db8:1::2 5301 "$BYTES" --no-verify
+hds off
+run hds-off 3 2001:db8::2 $B netgpu_traffic recv tcp 2001:db8::2 5301 "$BYTES" --no-verify
+hds on
+run hds-host 3 2001:db8::2 $B netgpu_traffic recv tcp 2001:db8::2 5301 "$BYTES" --no-verify
+hds_thresh0
+# ncdevmem prints a line per received fragment: its own output is part of its cost.
+run devmem 2 2001:db8::2 $B "$NCDEVMEM" -l -f ngs1 -s 2001:db8::2 -c 2001:db8::1 -p 5301
+$B ethtool -S ngs1 | grep -E "rx[0-9]_(hds_bytes|unreadable_packets|ring_full|alloc_fail)" | grep -v ": 0$"
+rm -rf "$t"
