@@ -22,13 +22,7 @@ log=$(mktemp -d)
 echo "TAP version 13"
 echo "1..11"
 
-insmod "$KO"
-if pair_up numrxqueues 4 numtxqueues 4 && $B ethtool -K ngs1 ntuple on; then
-	ok pair_with_4_queues
-else
-	nok pair_with_4_queues "$($B ip link 2>&1)"
-fi
-sleep 1
+provider_pair
 
 # ncdevmem's own checks: binding fails without header split, succeeds with it,
 # and channel changes under a binding are refused.
@@ -75,9 +69,7 @@ $A netgpu_traffic send tcp 192.0.2.2 5300 40000000 >"$log/bg-tx" 2>&1 &
 bgtx=$!
 unread0=$(stat ngsb ngs1 rx3_unreadable_packets)
 srv 5201 -c 2001:db8::1
-# shellcheck disable=SC2046
-bound=$($B $YNL $(ynl_spec netdev) --dump queue-get \
-	--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}" 2>&1)
+bound=$(queues_ngs1)
 $A netgpu_traffic send tcp 2001:db8::2 5201 "$BYTES" --from '[2001:db8::1]:5201' --ncdevmem 7 \
 	>"$log/cli-5201" 2>&1
 wait $srvpid
@@ -102,7 +94,7 @@ else
 	nok payload_landed_in_net_iovs_of_queue_3 "rx3_unreadable_packets $unread0 -> $unread1"
 fi
 # (ynl prints the binding before the id: "{'dmabuf': N, 'id': 3, ...")
-if tr -d ' \n' <<<"$bound" | grep -q "{'dmabuf':[0-9]*,'id':3,"; then
+if grep -q "{'dmabuf':[0-9]*,'id':3," <<<"$bound"; then
 	ok queue_get_shows_dmabuf_on_queue_3
 else
 	nok queue_get_shows_dmabuf_on_queue_3 "$bound"
@@ -156,10 +148,8 @@ pair_up numrxqueues 4 numtxqueues 4
 $B ethtool -K ngs1 ntuple on
 sleep 1
 srv 5203 -c 2001:db8::1
-# shellcheck disable=SC2046
-bound=$($B $YNL $(ynl_spec netdev) --dump queue-get \
-	--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}" 2>&1)
-if tr -d ' \n' <<<"$bound" | grep -q "{'dmabuf':[0-9]*,'id':3," && out=$(rmmod netgpu_sim 2>&1) &&
+bound=$(queues_ngs1)
+if grep -q "{'dmabuf':[0-9]*,'id':3," <<<"$bound" && out=$(rmmod netgpu_sim 2>&1) &&
 	! grep -q '^netgpu_sim ' /proc/modules; then
 	ok rmmod_while_devmem_bound
 else

@@ -19,13 +19,7 @@ log=$(mktemp -d)
 echo "TAP version 13"
 echo "1..6"
 
-insmod "$KO"
-if pair_up numrxqueues 4 numtxqueues 4 && $B ethtool -K ngs1 ntuple on; then
-	ok pair_with_4_queues
-else
-	nok pair_with_4_queues "$($B ip link 2>&1)"
-fi
-sleep 1
+provider_pair
 # shellcheck disable=SC2046
 $B $YNL $(ynl_spec ethtool) --do rings-set \
 	--json '{"header": {"dev-name": "ngs1"}, "tcp-data-split": "enabled", "hds-thresh": 0, "rx": 64}' >/dev/null
@@ -64,12 +58,10 @@ check iou_zcrx_oneshot_validated zcrx oneshot "-o 4" "-l 4096 -z 16384"
 $B "$ZCRX" -s -p 9999 -i ngs1 -q 3 >/dev/null 2>&1 &
 srv=$!
 sleep 1
-# shellcheck disable=SC2046
-queues=$($B $YNL $(ynl_spec netdev) --dump queue-get \
-	--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}" 2>&1)
+queues=$(queues_ngs1)
 kill $srv
 wait $srv 2>/dev/null
-if tr -d ' \n' <<<"$queues" | grep -q "'id':3,'ifindex':[0-9]*,'io-uring'"; then
+if grep -q "'id':3,'ifindex':[0-9]*,'io-uring'" <<<"$queues"; then
 	ok queue_get_shows_io_uring_on_queue_3
 else
 	nok queue_get_shows_io_uring_on_queue_3 "$queues"

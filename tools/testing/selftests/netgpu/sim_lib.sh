@@ -67,6 +67,23 @@ pair_up() {
 		peer name ngs1 netns ngsb || return 1
 	pair_addrs
 }
+# provider_pair: load the module and make a pair with 4 queues and ntuple on
+# for a memory provider test, as test "pair_with_4_queues"
+provider_pair() {
+	insmod "$KO"
+	if pair_up numrxqueues 4 numtxqueues 4 && $B ethtool -K ngs1 ntuple on; then
+		ok pair_with_4_queues
+	else
+		nok pair_with_4_queues "$($B ip link 2>&1)"
+	fi
+	sleep 1
+}
+# queues_ngs1: the netdev netlink queue list of ngs1, on one line
+queues_ngs1() {
+	# shellcheck disable=SC2046
+	$B $YNL $(ynl_spec netdev) --dump queue-get \
+		--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}" 2>&1 | tr -d ' \n'
+}
 cleanup() {
 	ip netns del ngsa 2>/dev/null
 	ip netns del ngsb 2>/dev/null
