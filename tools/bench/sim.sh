@@ -8,7 +8,10 @@
 #   devmem       split on, payload in a udmabuf through devmem TCP (the tree's
 #                ncdevmem, no validation), no copy to user space
 #   veth         the same stream over veth in the same namespaces: the stack's
-#                cost without any device copy, the reference for the sim's
+#                cost without any device copy, with 64 KiB TSO frames
+#   veth-1500    veth with TSO off and GRO on: the same frames per byte as a
+#                NIC at MTU 1500, the reference for the sim's per-frame cost
+#   hds-9000     hds-host with MTU 9000 on the pair
 # and the VM's memcpy bandwidth in page-sized chunks (the sim's DMA engine
 # copies pages). Throughput is BYTES over the sender's elapsed time; receiver
 # CPU is the receiving process's user+system time plus the softirq time the
@@ -71,10 +74,21 @@ $A ip link set vea up
 $B ip link set veb up
 sleep 1
 run veth 2 2001:db8:1::2 $B netgpu_traffic recv tcp 2001:db8:1::2 5301 "$BYTES" --no-verify
+# veth passes 64 KiB TSO frames untouched; a NIC (and netgpu-sim, which has no
+# TSO) carries MTU-sized frames. The same per-frame work on veth: TSO off
+# (the stack segments, as for the sim), GRO on (as the sim's NAPI does).
+$A ethtool -K vea tso off >/dev/null
+$B ethtool -K veb gro on >/dev/null
+run veth-1500 2 2001:db8:1::2 $B netgpu_traffic recv tcp 2001:db8:1::2 5301 "$BYTES" --no-verify
 hds off
 run hds-off 3 2001:db8::2 $B netgpu_traffic recv tcp 2001:db8::2 5301 "$BYTES" --no-verify
 hds on
 run hds-host 3 2001:db8::2 $B netgpu_traffic recv tcp 2001:db8::2 5301 "$BYTES" --no-verify
+$A ip link set ngs0 mtu 9000
+$B ip link set ngs1 mtu 9000
+run hds-9000 3 2001:db8::2 $B netgpu_traffic recv tcp 2001:db8::2 5301 "$BYTES" --no-verify
+$A ip link set ngs0 mtu 1500
+$B ip link set ngs1 mtu 1500
 hds_thresh0
 # ncdevmem prints a line per received fragment: its own output is part of its cost.
 run devmem 2 2001:db8::2 $B "$NCDEVMEM" -l -f ngs1 -s 2001:db8::2 -c 2001:db8::1 -p 5301

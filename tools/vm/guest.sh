@@ -45,6 +45,7 @@ if [ "$mode" = bench ]; then
 fi
 
 if [ "$mode" = demo ]; then
+	sim_env
 	set -x
 	uname -r
 	insmod "$ko" || exit 1
@@ -54,7 +55,6 @@ if [ "$mode" = demo ]; then
 	# Until netgpu's own receive path lands: TCP payload into a udmabuf on
 	# netgpu-sim through devmem TCP, every byte validated by the kernel's
 	# ncdevmem.
-	sim_env
 	insmod "$sim_ko" || exit 1
 	ip netns add ngsa
 	ip netns add ngsb
