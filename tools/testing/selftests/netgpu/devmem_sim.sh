@@ -132,14 +132,7 @@ fi
 
 # Everything given back: the pools of the bound queues were destroyed and
 # the udmabufs released once ncdevmem exited.
-sleep 1
-if out=$(rmmod netgpu_sim 2>&1); then
-	ok rmmod_after_devmem
-else
-	nok rmmod_after_devmem "$out"
-fi
-ip netns del ngsa
-ip netns del ngsb
+unload rmmod_after_devmem
 
 # rmmod while ncdevmem holds a binding: the devices go, the provider is
 # uninstalled, ncdevmem fails, nothing leaks (the VM checks kmemleak).

@@ -67,14 +67,7 @@ else
 	nok queue_get_shows_io_uring_on_queue_3 "$queues"
 fi
 
-sleep 1
-if out=$(rmmod netgpu_sim 2>&1); then
-	ok rmmod_after_zcrx
-else
-	nok rmmod_after_zcrx "$out"
-fi
-ip netns del ngsa
-ip netns del ngsb
+unload rmmod_after_zcrx
 rm -rf "$log"
 
 [ "$fails" -eq 0 ] || exit 1

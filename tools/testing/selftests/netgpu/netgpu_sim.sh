@@ -33,6 +33,8 @@ busy() { # busy PORT: a long TCP stream ngsa -> ngsb in the background, for 2 s
 	txpid=$!
 	sleep 2
 }
+# unbusy: end the busy stream
+unbusy() { kill $rxpid $txpid 2>/dev/null; wait $rxpid $txpid 2>/dev/null; }
 
 echo "TAP version 13"
 echo "1..26"
@@ -184,8 +186,7 @@ if $A ip link del ngs0 && ! $B ip link show ngs1 >/dev/null 2>&1; then
 else
 	nok link_del_under_traffic_removes_both_ends "$($B ip link show 2>&1)"
 fi
-kill $rxpid $txpid 2>/dev/null
-wait $rxpid $txpid 2>/dev/null
+unbusy
 
 # netns deletion under traffic deletes both ends.
 pair_up
@@ -201,8 +202,7 @@ if ! $A ip link show ngs0 >/dev/null 2>&1; then
 else
 	nok netns_del_under_traffic_removes_both_ends "$($A ip link show 2>&1)"
 fi
-kill $rxpid $txpid 2>/dev/null
-wait $rxpid $txpid 2>/dev/null
+unbusy
 
 # rmmod with a pair up and busy deletes it.
 pair_up
@@ -212,8 +212,7 @@ if out=$(rmmod netgpu_sim 2>&1) && ! $A ip link show ngs0 >/dev/null 2>&1; then
 else
 	nok rmmod_under_traffic_deletes_pairs "$out"
 fi
-kill $rxpid $txpid 2>/dev/null
-wait $rxpid $txpid 2>/dev/null
+unbusy
 ip netns del ngsa
 ip netns del ngsb
 

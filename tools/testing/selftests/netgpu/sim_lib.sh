@@ -84,6 +84,19 @@ queues_ngs1() {
 	$B $YNL $(ynl_spec netdev) --dump queue-get \
 		--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}" 2>&1 | tr -d ' \n'
 }
+# unload NAME: rmmod netgpu_sim as test NAME (all buffers given back by
+# now), then drop the namespaces
+unload() {
+	local out
+	sleep 1
+	if out=$(rmmod netgpu_sim 2>&1); then
+		ok "$1"
+	else
+		nok "$1" "$out"
+	fi
+	ip netns del ngsa
+	ip netns del ngsb
+}
 cleanup() {
 	ip netns del ngsa 2>/dev/null
 	ip netns del ngsb 2>/dev/null
