@@ -21,12 +21,17 @@ image=$kdir/arch/x86/boot/bzImage
 params="panic_on_warn=0 kmemleak=on"
 [ "$mode" = bench ] && params="panic_on_warn=0 kmemleak=off lockdep.prove_locking=0"
 
+# Test runs keep the kernel's console in console.log, for oopses that end
+# the guest before it can save dmesg.
+verbose=
+[ "$mode" = check ] && verbose=--verbose
+
 boot() { # boot ACCEL_ARGS TIMEOUT CMD
 	local accel=$1 limit=$2 cmd=$3
 	# shellcheck disable=SC2086
 	timeout --foreground -k 10 "$limit" vng --run "$image" $accel \
 		--cpus 2 --memory 2G --rwdir "$out" --cwd "$root" \
-		--append "$params" --exec "$cmd" </dev/null
+		--append "$params" $verbose --exec "$cmd" </dev/null
 }
 
 accel=--disable-kvm
