@@ -475,8 +475,7 @@ extern "C" fn setup(dev: *mut bindings::net_device) {
         let flags = fast.priv_flags();
         fast.set_priv_flags(
             (flags & !bindings::netdev_priv_flags_IFF_TX_SKB_SHARING as usize)
-                | bindings::netdev_priv_flags_IFF_LIVE_ADDR_CHANGE as usize
-                | bindings::netdev_priv_flags_IFF_NO_QUEUE as usize,
+                | bindings::netdev_priv_flags_IFF_LIVE_ADDR_CHANGE as usize,
         );
         fast.set_lltx(1);
         d.netdev_ops = &NETDEV_OPS.0;
