@@ -99,7 +99,7 @@ macro_rules! int_field {
         }
     )*};
 }
-int_field!(u32, u64);
+int_field!(i32, u32, u64);
 
 impl<T: Field + Copy + Default, const N: usize> Field for [T; N] {
     fn get(b: &[u8], off: usize) -> Option<Self> {
@@ -163,6 +163,15 @@ macro_rules! uapi_struct {
                 Some(())
             }
         }
+
+        impl Field for $name {
+            fn get(b: &[u8], off: usize) -> Option<Self> {
+                Self::decode(b.get(off..)?)
+            }
+            fn put(&self, b: &mut [u8], off: usize) -> Option<()> {
+                self.encode(b.get_mut(off..)?)
+            }
+        }
     };
 }
 
@@ -193,4 +202,308 @@ pub const NETGPU_IOC_GET_INFO: u32 = ioc::ioc(
     NETGPU_IOC_TYPE,
     0x00,
     size_of::<NetgpuInfo>(),
+);
+
+uapi_struct! {
+    /// Argument of [`NETGPU_IOC_IMPORT_DMABUF`].
+    pub struct NetgpuImportDmabuf {
+        /// In: file descriptor of the DMA-buf.
+        pub fd: i32,
+        /// In: must be zero.
+        pub flags: u32,
+        /// Out: id of the new region.
+        pub region_id: u32,
+        /// In: must be zero; out: zero.
+        pub __pad: u32,
+        /// Out: size of the region in bytes, a multiple of the page size.
+        pub size: u64,
+        /// In: must be zero; out: zero.
+        pub reserved: [u64; 2],
+    }
+}
+
+/// First published size of [`NetgpuImportDmabuf`].
+pub const NETGPU_IMPORT_DMABUF_SIZE_VER0: usize = 40;
+
+/// Most regions one context may hold.
+pub const NETGPU_MAX_REGIONS: u32 = 64;
+
+/// `NETGPU_IOC_IMPORT_DMABUF`: make a DMA-buf a region of the context.
+pub const NETGPU_IOC_IMPORT_DMABUF: u32 = ioc::ioc(
+    ioc::READ | ioc::WRITE,
+    NETGPU_IOC_TYPE,
+    0x01,
+    size_of::<NetgpuImportDmabuf>(),
+);
+
+/// Most entries of a ring.
+pub const NETGPU_MAX_RING_ENTRIES: u32 = 32768;
+
+/// `mmap()` offset of the completion ring.
+pub const NETGPU_MMAP_CQ: u64 = 0x0;
+/// `mmap()` offset of the refill ring.
+pub const NETGPU_MMAP_RQ: u64 = 0x1000_0000;
+
+uapi_struct! {
+    /// Where a ring lives, reported by [`NETGPU_IOC_SETUP_RINGS`].
+    pub struct NetgpuRingOffsets {
+        /// Offset argument of `mmap()` for this ring.
+        pub mmap_offset: u64,
+        /// Length argument of `mmap()` for this ring.
+        pub mmap_size: u64,
+        /// Byte offset of the `u32` head in the mapping.
+        pub head: u32,
+        /// Byte offset of the `u32` tail in the mapping.
+        pub tail: u32,
+        /// Byte offset of the kernel's `u32` drop counter in the mapping.
+        pub dropped: u32,
+        /// Byte offset of the entry array in the mapping.
+        pub entries: u32,
+        /// Number of entries, a power of two.
+        pub ring_entries: u32,
+        /// Out: zero.
+        pub __pad: u32,
+    }
+}
+
+uapi_struct! {
+    /// A completion: payload bytes that landed in a region.
+    pub struct NetgpuCqe {
+        /// Byte offset of the payload in the region.
+        pub offset: u64,
+        /// Length of the payload in bytes; 0 only with [`NETGPU_CQE_EOF`].
+        pub len: u32,
+        /// `NETGPU_CQE_*` bits.
+        pub flags: u32,
+        /// The region.
+        pub region_id: u32,
+        /// The attached socket the bytes were received on.
+        pub socket_id: u32,
+        /// Zero.
+        pub reserved: u64,
+    }
+}
+
+/// The bytes were copied by the CPU, not written by the NIC.
+pub const NETGPU_CQE_COPY: u32 = 1 << 0;
+/// The peer closed the stream; nothing follows on this socket.
+pub const NETGPU_CQE_EOF: u32 = 1 << 1;
+
+uapi_struct! {
+    /// A returned buffer.
+    pub struct NetgpuRqe {
+        /// Any byte offset inside the buffer, as a completion reported it.
+        pub offset: u64,
+        /// The region.
+        pub region_id: u32,
+        /// Ignored.
+        pub __pad: u32,
+    }
+}
+
+uapi_struct! {
+    /// Argument of [`NETGPU_IOC_SETUP_RINGS`].
+    pub struct NetgpuSetupRings {
+        /// In: entries of the completion ring.
+        pub cq_entries: u32,
+        /// In: entries of the refill ring.
+        pub rq_entries: u32,
+        /// In: must be zero.
+        pub flags: u32,
+        /// In: must be zero; out: zero.
+        pub __pad: u32,
+        /// Out: the completion ring.
+        pub cq: NetgpuRingOffsets,
+        /// Out: the refill ring.
+        pub rq: NetgpuRingOffsets,
+        /// In: must be zero; out: zero.
+        pub reserved: [u64; 2],
+    }
+}
+
+/// First published size of [`NetgpuSetupRings`].
+pub const NETGPU_SETUP_RINGS_SIZE_VER0: usize = 112;
+
+/// `NETGPU_IOC_SETUP_RINGS`: create the completion and refill rings.
+pub const NETGPU_IOC_SETUP_RINGS: u32 = ioc::ioc(
+    ioc::READ | ioc::WRITE,
+    NETGPU_IOC_TYPE,
+    0x02,
+    size_of::<NetgpuSetupRings>(),
+);
+
+uapi_struct! {
+    /// Argument of [`NETGPU_IOC_BIND_QUEUE`].
+    pub struct NetgpuBindQueue {
+        /// In: the network device, in the caller's network namespace.
+        pub ifindex: u32,
+        /// In: index of its RX queue.
+        pub queue: u32,
+        /// In: the region that receives the queue's payload.
+        pub region_id: u32,
+        /// In: must be zero.
+        pub flags: u32,
+        /// Out: id of the new binding.
+        pub binding_id: u32,
+        /// In: must be zero; out: zero.
+        pub __pad: u32,
+        /// In: must be zero; out: zero.
+        pub reserved: [u64; 2],
+    }
+}
+
+/// First published size of [`NetgpuBindQueue`].
+pub const NETGPU_BIND_QUEUE_SIZE_VER0: usize = 40;
+
+/// `NETGPU_IOC_BIND_QUEUE`: make a region the memory provider of an RX queue.
+pub const NETGPU_IOC_BIND_QUEUE: u32 = ioc::ioc(
+    ioc::READ | ioc::WRITE,
+    NETGPU_IOC_TYPE,
+    0x03,
+    size_of::<NetgpuBindQueue>(),
+);
+
+uapi_struct! {
+    /// Argument of [`NETGPU_IOC_UNBIND_QUEUE`].
+    pub struct NetgpuUnbindQueue {
+        /// In: the binding.
+        pub binding_id: u32,
+        /// In: must be zero.
+        pub flags: u32,
+        /// In: must be zero.
+        pub reserved: [u64; 2],
+    }
+}
+
+/// First published size of [`NetgpuUnbindQueue`].
+pub const NETGPU_UNBIND_QUEUE_SIZE_VER0: usize = 24;
+
+/// `NETGPU_IOC_UNBIND_QUEUE`: remove a binding's provider from its queue.
+pub const NETGPU_IOC_UNBIND_QUEUE: u32 = ioc::ioc(
+    ioc::WRITE,
+    NETGPU_IOC_TYPE,
+    0x04,
+    size_of::<NetgpuUnbindQueue>(),
+);
+
+uapi_struct! {
+    /// Argument of [`NETGPU_IOC_ATTACH_SOCKET`].
+    pub struct NetgpuAttachSocket {
+        /// In: a connected TCP socket.
+        pub fd: i32,
+        /// In: must be zero.
+        pub flags: u32,
+        /// Out: id of the attached socket.
+        pub socket_id: u32,
+        /// In: must be zero; out: zero.
+        pub __pad: u32,
+        /// In: must be zero; out: zero.
+        pub reserved: [u64; 2],
+    }
+}
+
+/// First published size of [`NetgpuAttachSocket`].
+pub const NETGPU_ATTACH_SOCKET_SIZE_VER0: usize = 32;
+
+/// Most sockets one context may attach.
+pub const NETGPU_MAX_SOCKETS: u32 = 1024;
+
+/// `NETGPU_IOC_ATTACH_SOCKET`: receive a TCP socket's stream through the context.
+pub const NETGPU_IOC_ATTACH_SOCKET: u32 = ioc::ioc(
+    ioc::READ | ioc::WRITE,
+    NETGPU_IOC_TYPE,
+    0x05,
+    size_of::<NetgpuAttachSocket>(),
+);
+
+uapi_struct! {
+    /// Argument of [`NETGPU_IOC_DETACH_SOCKET`].
+    pub struct NetgpuDetachSocket {
+        /// In: the attached socket.
+        pub socket_id: u32,
+        /// In: must be zero.
+        pub flags: u32,
+        /// In: must be zero.
+        pub reserved: [u64; 2],
+    }
+}
+
+/// First published size of [`NetgpuDetachSocket`].
+pub const NETGPU_DETACH_SOCKET_SIZE_VER0: usize = 24;
+
+/// `NETGPU_IOC_DETACH_SOCKET`: drop the context's reference to a socket.
+pub const NETGPU_IOC_DETACH_SOCKET: u32 = ioc::ioc(
+    ioc::WRITE,
+    NETGPU_IOC_TYPE,
+    0x06,
+    size_of::<NetgpuDetachSocket>(),
+);
+
+uapi_struct! {
+    /// Argument of [`NETGPU_IOC_RECV`].
+    pub struct NetgpuRecv {
+        /// In: the attached socket.
+        pub socket_id: u32,
+        /// In: `NETGPU_RECV_*` bits.
+        pub flags: u32,
+        /// In: most payload bytes to complete.
+        pub max_bytes: u64,
+        /// Out: payload bytes completed.
+        pub bytes: u64,
+        /// Out: completions posted.
+        pub completions: u32,
+        /// In: must be zero; out: zero.
+        pub __pad: u32,
+        /// In: must be zero; out: zero.
+        pub reserved: [u64; 2],
+    }
+}
+
+/// Do not wait for data.
+pub const NETGPU_RECV_NONBLOCK: u32 = 1 << 0;
+
+/// First published size of [`NetgpuRecv`].
+pub const NETGPU_RECV_SIZE_VER0: usize = 48;
+
+/// `NETGPU_IOC_RECV`: receive from an attached socket into completions.
+pub const NETGPU_IOC_RECV: u32 = ioc::ioc(
+    ioc::READ | ioc::WRITE,
+    NETGPU_IOC_TYPE,
+    0x07,
+    size_of::<NetgpuRecv>(),
+);
+
+uapi_struct! {
+    /// Argument of [`NETGPU_IOC_GET_STATS`].
+    pub struct NetgpuStats {
+        /// In: 0 for the whole context, else one of its bindings.
+        pub binding_id: u32,
+        /// In: must be zero.
+        pub flags: u32,
+        /// Out: payload bytes completed where the NIC wrote them.
+        pub zc_bytes: u64,
+        /// Out: payload bytes completed by the copy fallback.
+        pub copy_bytes: u64,
+        /// Out: refill entries that named no held buffer.
+        pub refill_errors: u64,
+        /// Out: times a page pool found no free buffer.
+        pub alloc_failures: u64,
+        /// Out: times a receive stopped at a full completion ring.
+        pub cq_overflows: u64,
+        /// Out: times a receive met payload it must not expose.
+        pub foreign_frags: u64,
+        /// Out: zero.
+        pub reserved: [u64; 4],
+    }
+}
+
+/// First published size of [`NetgpuStats`].
+pub const NETGPU_STATS_SIZE_VER0: usize = 88;
+
+/// `NETGPU_IOC_GET_STATS`: read the counters of the context or a binding.
+pub const NETGPU_IOC_GET_STATS: u32 = ioc::ioc(
+    ioc::READ | ioc::WRITE,
+    NETGPU_IOC_TYPE,
+    0x08,
+    size_of::<NetgpuStats>(),
 );

@@ -68,6 +68,30 @@ fn rust_define(name: &str) -> Option<u64> {
         "NETGPU_FEATURES_KNOWN" => NETGPU_FEATURES_KNOWN,
         "NETGPU_INFO_SIZE_VER0" => NETGPU_INFO_SIZE_VER0 as u64,
         "NETGPU_IOC_GET_INFO" => NETGPU_IOC_GET_INFO as u64,
+        "NETGPU_IMPORT_DMABUF_SIZE_VER0" => NETGPU_IMPORT_DMABUF_SIZE_VER0 as u64,
+        "NETGPU_MAX_REGIONS" => NETGPU_MAX_REGIONS as u64,
+        "NETGPU_IOC_IMPORT_DMABUF" => NETGPU_IOC_IMPORT_DMABUF as u64,
+        "NETGPU_MAX_RING_ENTRIES" => NETGPU_MAX_RING_ENTRIES as u64,
+        "NETGPU_MMAP_CQ" => NETGPU_MMAP_CQ,
+        "NETGPU_MMAP_RQ" => NETGPU_MMAP_RQ,
+        "NETGPU_CQE_COPY" => NETGPU_CQE_COPY as u64,
+        "NETGPU_CQE_EOF" => NETGPU_CQE_EOF as u64,
+        "NETGPU_SETUP_RINGS_SIZE_VER0" => NETGPU_SETUP_RINGS_SIZE_VER0 as u64,
+        "NETGPU_IOC_SETUP_RINGS" => NETGPU_IOC_SETUP_RINGS as u64,
+        "NETGPU_BIND_QUEUE_SIZE_VER0" => NETGPU_BIND_QUEUE_SIZE_VER0 as u64,
+        "NETGPU_IOC_BIND_QUEUE" => NETGPU_IOC_BIND_QUEUE as u64,
+        "NETGPU_UNBIND_QUEUE_SIZE_VER0" => NETGPU_UNBIND_QUEUE_SIZE_VER0 as u64,
+        "NETGPU_IOC_UNBIND_QUEUE" => NETGPU_IOC_UNBIND_QUEUE as u64,
+        "NETGPU_ATTACH_SOCKET_SIZE_VER0" => NETGPU_ATTACH_SOCKET_SIZE_VER0 as u64,
+        "NETGPU_MAX_SOCKETS" => NETGPU_MAX_SOCKETS as u64,
+        "NETGPU_IOC_ATTACH_SOCKET" => NETGPU_IOC_ATTACH_SOCKET as u64,
+        "NETGPU_DETACH_SOCKET_SIZE_VER0" => NETGPU_DETACH_SOCKET_SIZE_VER0 as u64,
+        "NETGPU_IOC_DETACH_SOCKET" => NETGPU_IOC_DETACH_SOCKET as u64,
+        "NETGPU_RECV_NONBLOCK" => NETGPU_RECV_NONBLOCK as u64,
+        "NETGPU_RECV_SIZE_VER0" => NETGPU_RECV_SIZE_VER0 as u64,
+        "NETGPU_IOC_RECV" => NETGPU_IOC_RECV as u64,
+        "NETGPU_STATS_SIZE_VER0" => NETGPU_STATS_SIZE_VER0 as u64,
+        "NETGPU_IOC_GET_STATS" => NETGPU_IOC_GET_STATS as u64,
         _ => return None,
     })
 }
@@ -76,6 +100,17 @@ fn rust_define(name: &str) -> Option<u64> {
 fn rust_struct(name: &str) -> Option<(usize, &'static [FieldLayout])> {
     Some(match name {
         "netgpu_info" => (NetgpuInfo::SIZE, NetgpuInfo::FIELDS),
+        "netgpu_import_dmabuf" => (NetgpuImportDmabuf::SIZE, NetgpuImportDmabuf::FIELDS),
+        "netgpu_ring_offsets" => (NetgpuRingOffsets::SIZE, NetgpuRingOffsets::FIELDS),
+        "netgpu_cqe" => (NetgpuCqe::SIZE, NetgpuCqe::FIELDS),
+        "netgpu_rqe" => (NetgpuRqe::SIZE, NetgpuRqe::FIELDS),
+        "netgpu_setup_rings" => (NetgpuSetupRings::SIZE, NetgpuSetupRings::FIELDS),
+        "netgpu_bind_queue" => (NetgpuBindQueue::SIZE, NetgpuBindQueue::FIELDS),
+        "netgpu_unbind_queue" => (NetgpuUnbindQueue::SIZE, NetgpuUnbindQueue::FIELDS),
+        "netgpu_attach_socket" => (NetgpuAttachSocket::SIZE, NetgpuAttachSocket::FIELDS),
+        "netgpu_detach_socket" => (NetgpuDetachSocket::SIZE, NetgpuDetachSocket::FIELDS),
+        "netgpu_recv" => (NetgpuRecv::SIZE, NetgpuRecv::FIELDS),
+        "netgpu_stats" => (NetgpuStats::SIZE, NetgpuStats::FIELDS),
         _ => return None,
     })
 }
@@ -186,4 +221,12 @@ fn ioctl_encoding_matches_c_macros() {
 fn first_published_sizes_are_current_sizes() {
     // Version 1 of the ABI: nothing has grown yet.
     assert_eq!(NETGPU_INFO_SIZE_VER0, NetgpuInfo::SIZE);
+    assert_eq!(NETGPU_IMPORT_DMABUF_SIZE_VER0, NetgpuImportDmabuf::SIZE);
+    assert_eq!(NETGPU_SETUP_RINGS_SIZE_VER0, NetgpuSetupRings::SIZE);
+    assert_eq!(NETGPU_BIND_QUEUE_SIZE_VER0, NetgpuBindQueue::SIZE);
+    assert_eq!(NETGPU_UNBIND_QUEUE_SIZE_VER0, NetgpuUnbindQueue::SIZE);
+    assert_eq!(NETGPU_ATTACH_SOCKET_SIZE_VER0, NetgpuAttachSocket::SIZE);
+    assert_eq!(NETGPU_DETACH_SOCKET_SIZE_VER0, NetgpuDetachSocket::SIZE);
+    assert_eq!(NETGPU_RECV_SIZE_VER0, NetgpuRecv::SIZE);
+    assert_eq!(NETGPU_STATS_SIZE_VER0, NetgpuStats::SIZE);
 }
