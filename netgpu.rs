@@ -14,10 +14,18 @@
 //!
 //! Layout of the crate:
 //! - [`uapi`]: the ABI, shared with the user space tools.
-//! - [`netgpu`]: the misc device, per-open contexts and ioctl dispatch.
+//! - [`netgpu`]: the misc device, per-open contexts, regions and ioctl
+//!   dispatch.
+//! - [`dmabuf`]: wrappers over the DMA-buf importer API.
+//! - [`net`]: wrappers over net devices, page pools and net_iovs, and the
+//!   memory provider.
 
 use kernel::prelude::*;
 
+#[path = "dmabuf/mod.rs"]
+mod dmabuf;
+#[path = "net/mod.rs"]
+mod net;
 #[path = "netgpu/mod.rs"]
 mod netgpu;
 #[path = "uapi/netgpu.rs"]
@@ -29,4 +37,5 @@ module! {
     authors: ["The netgpu developers"],
     description: "Zero-copy network receive into GPU memory",
     license: "GPL",
+    imports_ns: ["DMA_BUF", "NETDEV_INTERNAL"],
 }

@@ -5,44 +5,228 @@
 //! Every `open()` creates one [`Context`]; it lives until the last reference
 //! to the file is dropped. Contexts are numbered in creation order; the
 //! number names the context in dmesg lines and in `/proc/<pid>/fdinfo`.
+//!
+//! Locking: [`Context::state`] is a mutex taken by ioctls and fdinfo; it is
+//! the outermost lock of netgpu, taken before socket locks. Nothing copies
+//! to or from user memory under it (a fault takes the mm's lock, under which
+//! mmap() runs), and mmap() does not take it.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use kernel::{
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceRegistration},
+    mm::virt::{flags as vm_flags, VmaNew},
+    new_mutex,
     prelude::*,
     seq_file::SeqFile,
     seq_print,
+    sync::{Arc, Mutex, SetOnce},
 };
 
-use super::ioctl;
+use super::{
+    binding::Binding,
+    ioctl,
+    recv::Stats,
+    region::Region,
+    ring::Rings,
+    ringmem::{self, RingMem},
+};
+use crate::net::socket::Socket;
 use crate::uapi;
 
 /// Source of context ids; the first context is 1.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The state of one open of `/dev/netgpu`.
+#[pin_data]
 pub(crate) struct Context {
     /// Unique id of this context, for dmesg and fdinfo.
     pub(crate) id: u64,
+    /// Objects of the context.
+    #[pin]
+    pub(crate) state: Mutex<State>,
+    /// The memory of the completion and refill rings, once set up: mmap()
+    /// reaches it without [`Context::state`], which it could not take
+    /// under the mm's lock.
+    pub(crate) ring_mem: SetOnce<(Arc<RingMem>, Arc<RingMem>)>,
+}
+
+/// A socket attached to a context.
+pub(crate) struct Attached {
+    /// Id of the socket in the context.
+    pub(crate) id: u32,
+    /// The socket.
+    pub(crate) sock: Arc<Socket>,
+    /// Whether the end-of-stream completion was posted.
+    pub(crate) eof_posted: bool,
+}
+
+/// The objects of a context, under [`Context::state`].
+#[derive(Default)]
+pub(crate) struct State {
+    /// Imported regions, in id order.
+    pub(crate) regions: KVec<Arc<Region>>,
+    /// The completion and refill rings, once set up.
+    pub(crate) rings: Option<Rings>,
+    /// Queues bound to regions.
+    pub(crate) bindings: KVec<Arc<Binding>>,
+    /// Attached sockets.
+    pub(crate) sockets: KVec<Attached>,
+    /// Counters of the context.
+    pub(crate) stats: Stats,
+    /// Last id handed out, for any kind of object.
+    last_id: u32,
+}
+
+impl State {
+    /// The region named `id`.
+    pub(crate) fn region(&self, id: u32) -> Option<&Arc<Region>> {
+        self.regions.iter().find(|r| r.id == id)
+    }
+
+    /// The attached socket named `id`.
+    pub(crate) fn socket(&mut self, id: u32) -> Option<&mut Attached> {
+        self.sockets.iter_mut().find(|s| s.id == id)
+    }
+
+    /// Removes the binding named `id` from the context.
+    pub(crate) fn take_binding(&mut self, id: u32) -> Option<Arc<Binding>> {
+        let i = self.bindings.iter().position(|b| b.id == id)?;
+        self.bindings.remove(i).ok()
+    }
+
+    /// A fresh id for a new object of the context.
+    pub(crate) fn next_id(&mut self) -> Result<u32> {
+        self.last_id = self.last_id.checked_add(1).ok_or(ENOSPC)?;
+        Ok(self.last_id)
+    }
+}
+
+impl Context {
+    /// Undoes everything the context did, when its file is released:
+    /// unbinds its queues and takes back the buffers user space holds.
+    /// Buffers still in flight keep their bindings and regions alive until
+    /// their page pools release them.
+    fn teardown(&self) {
+        let (sockets, bindings, regions) = {
+            let mut state = self.state.lock();
+            (
+                core::mem::take(&mut state.sockets),
+                core::mem::take(&mut state.bindings),
+                core::mem::take(&mut state.regions),
+            )
+        };
+        drop(sockets);
+        for b in bindings.iter() {
+            b.unbind();
+        }
+        for r in regions.iter() {
+            r.reclaim_user_buffers();
+        }
+    }
 }
 
 #[vtable]
 impl MiscDevice for Context {
-    type Ptr = KBox<Self>;
+    type Ptr = Pin<KBox<Self>>;
 
-    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(KBox::new(Context { id }, GFP_KERNEL)?)
+        KBox::try_pin_init(
+            try_pin_init!(Context {
+                id,
+                state <- new_mutex!(State::default()),
+                ring_mem: SetOnce::new(),
+            }),
+            GFP_KERNEL,
+        )
     }
 
-    fn ioctl(ctx: &Context, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        ioctl::dispatch(ctx, cmd, arg)
+    fn release(ctx: Pin<KBox<Self>>, _file: &File) {
+        ctx.teardown();
     }
 
-    fn show_fdinfo(ctx: &Context, m: &SeqFile, _file: &File) {
+    fn ioctl(ctx: Pin<&Context>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        ioctl::dispatch(&ctx, cmd, arg)
+    }
+
+    fn mmap(ctx: Pin<&Context>, _file: &File, vma: &VmaNew) -> Result {
+        if vma.flags() & vm_flags::SHARED == 0 || vma.executable() {
+            pr_info!(
+                "context {}: mmap: only shared, non-executable mappings (errno {})\n",
+                ctx.id,
+                EPERM.to_errno()
+            );
+            return Err(EPERM);
+        }
+        vma.try_clear_mayexec()?;
+        vma.set_dontexpand();
+        let offset = ringmem::mmap_offset(vma);
+        let Some((cq, rq)) = ctx.ring_mem.as_ref() else {
+            pr_info!(
+                "context {}: mmap: no rings set up (errno {})\n",
+                ctx.id,
+                ENXIO.to_errno()
+            );
+            return Err(ENXIO);
+        };
+        let mem = match offset {
+            uapi::NETGPU_MMAP_CQ => cq,
+            uapi::NETGPU_MMAP_RQ => rq,
+            _ => {
+                pr_info!(
+                    "context {}: mmap: offset {:#x} is no ring's (errno {})\n",
+                    ctx.id,
+                    offset,
+                    EINVAL.to_errno()
+                );
+                return Err(EINVAL);
+            }
+        };
+        mem.map(vma).inspect_err(|e| {
+            pr_info!(
+                "context {}: mmap: {} bytes at {:#x} do not fit the ring (errno {})\n",
+                ctx.id,
+                vma.end() - vma.start(),
+                offset,
+                e.to_errno()
+            );
+        })
+    }
+
+    fn show_fdinfo(ctx: Pin<&Context>, m: &SeqFile, _file: &File) {
         seq_print!(m, "netgpu-context:\t{}\n", ctx.id);
         seq_print!(m, "netgpu-abi:\t{}\n", uapi::NETGPU_ABI_VERSION);
+        let state = ctx.state.lock();
+        for r in state.regions.iter() {
+            seq_print!(
+                m,
+                "netgpu-region:\t{} dmabuf {} bytes {} free {}\n",
+                r.id,
+                r.size(),
+                r.dmabuf.exporter(),
+                r.free_count()
+            );
+        }
+        for a in state.sockets.iter() {
+            seq_print!(
+                m,
+                "netgpu-socket:\t{}{}\n",
+                a.id,
+                if a.eof_posted { " eof" } else { "" }
+            );
+        }
+        for b in state.bindings.iter() {
+            seq_print!(
+                m,
+                "netgpu-binding:\t{} region {} ifindex {} queue {}{}\n",
+                b.id,
+                b.region.id,
+                b.ifindex,
+                b.queue,
+                if b.installed() { "" } else { " unregistered" }
+            );
+        }
     }
 }

@@ -8,16 +8,33 @@
 //! the kernel's structure, within limits. Every rejected call gets one dmesg
 //! line naming the context, the command and the reason.
 
-use core::cmp::min;
+use core::{cmp::min, sync::atomic::Ordering};
 
 use kernel::{
     page::PAGE_SIZE,
     prelude::*,
+    sync::Arc,
     uaccess::{UserPtr, UserSlice},
 };
 
-use super::context::Context;
-use crate::uapi::{self, ioc, NetgpuInfo, Wire};
+use super::{
+    binding::Binding,
+    context::{Attached, Context},
+    recv::{self, Recv},
+    region::Region,
+    ring::{self, Cq, Rings, Rq},
+};
+use crate::{
+    dmabuf::DmaBuf,
+    net::{
+        netdev::{NetDevRef, QueueBusy},
+        socket::Socket,
+    },
+    uapi::{
+        self, ioc, NetgpuAttachSocket, NetgpuBindQueue, NetgpuDetachSocket, NetgpuImportDmabuf,
+        NetgpuInfo, NetgpuRecv, NetgpuSetupRings, NetgpuStats, NetgpuUnbindQueue, Wire,
+    },
+};
 
 /// Longest argument accepted at all; longer ones fail with `E2BIG`.
 const MAX_ARG_SIZE: usize = PAGE_SIZE;
@@ -26,13 +43,32 @@ const MAX_ARG_SIZE: usize = PAGE_SIZE;
 const MAX_STRUCT_SIZE: usize = 256;
 
 /// Features this build of the module implements (`NETGPU_FEATURE_*`).
-pub(crate) const FEATURES: u64 = 0;
+pub(crate) const FEATURES: u64 = uapi::NETGPU_FEATURE_DMABUF
+    | uapi::NETGPU_FEATURE_RINGS
+    | uapi::NETGPU_FEATURE_BIND_QUEUE
+    | uapi::NETGPU_FEATURE_TCP_RECV;
 
 /// A command of the ABI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Command {
     /// `NETGPU_IOC_GET_INFO`.
     GetInfo,
+    /// `NETGPU_IOC_IMPORT_DMABUF`.
+    ImportDmabuf,
+    /// `NETGPU_IOC_SETUP_RINGS`.
+    SetupRings,
+    /// `NETGPU_IOC_BIND_QUEUE`.
+    BindQueue,
+    /// `NETGPU_IOC_UNBIND_QUEUE`.
+    UnbindQueue,
+    /// `NETGPU_IOC_ATTACH_SOCKET`.
+    AttachSocket,
+    /// `NETGPU_IOC_DETACH_SOCKET`.
+    DetachSocket,
+    /// `NETGPU_IOC_RECV`.
+    Recv,
+    /// `NETGPU_IOC_GET_STATS`.
+    GetStats,
 }
 
 impl Command {
@@ -40,6 +76,14 @@ impl Command {
     fn name(self) -> &'static str {
         match self {
             Command::GetInfo => "GET_INFO",
+            Command::ImportDmabuf => "IMPORT_DMABUF",
+            Command::SetupRings => "SETUP_RINGS",
+            Command::BindQueue => "BIND_QUEUE",
+            Command::UnbindQueue => "UNBIND_QUEUE",
+            Command::AttachSocket => "ATTACH_SOCKET",
+            Command::DetachSocket => "DETACH_SOCKET",
+            Command::Recv => "RECV",
+            Command::GetStats => "GET_STATS",
         }
     }
 }
@@ -54,6 +98,14 @@ pub(crate) fn decode(cmd: u32) -> Result<(Command, usize)> {
     }
     let (command, dir) = match ioc::nr(cmd) {
         0x00 => (Command::GetInfo, ioc::READ | ioc::WRITE),
+        0x01 => (Command::ImportDmabuf, ioc::READ | ioc::WRITE),
+        0x02 => (Command::SetupRings, ioc::READ | ioc::WRITE),
+        0x03 => (Command::BindQueue, ioc::READ | ioc::WRITE),
+        0x04 => (Command::UnbindQueue, ioc::WRITE),
+        0x05 => (Command::AttachSocket, ioc::READ | ioc::WRITE),
+        0x06 => (Command::DetachSocket, ioc::WRITE),
+        0x07 => (Command::Recv, ioc::READ | ioc::WRITE),
+        0x08 => (Command::GetStats, ioc::READ | ioc::WRITE),
         _ => return Err(ENOTTY),
     };
     if ioc::dir(cmd) != dir {
@@ -118,6 +170,18 @@ impl Call<'_> {
         T::decode(&buf).ok_or(EINVAL)
     }
 
+    /// Checks the fields every argument has: `flags` (those this command
+    /// knows were taken out by the caller), `__pad` and `reserved` must be 0.
+    fn check_zero(&self, flags: u32, pad: u32, reserved: &[u64]) -> Result {
+        if flags != 0 {
+            return Err(self.reject(EINVAL, format_args!("flags {flags:#x} not zero")));
+        }
+        if pad != 0 || reserved.iter().any(|&r| r != 0) {
+            return Err(self.reject(EINVAL, format_args!("reserved fields not zero")));
+        }
+        Ok(())
+    }
+
     /// Copies `v` out to the argument, truncated to the user's size.
     fn write<T: Wire>(&self, v: &T) -> Result {
         let mut buf = [0u8; MAX_STRUCT_SIZE];
@@ -143,6 +207,14 @@ pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> Result<isize> {
     };
     match command {
         Command::GetInfo => get_info(&call),
+        Command::ImportDmabuf => import_dmabuf(&call),
+        Command::SetupRings => setup_rings(&call),
+        Command::BindQueue => bind_queue(&call),
+        Command::UnbindQueue => unbind_queue(&call),
+        Command::AttachSocket => attach_socket(&call),
+        Command::DetachSocket => detach_socket(&call),
+        Command::Recv => recv(&call),
+        Command::GetStats => get_stats(&call),
     }
 }
 
@@ -158,13 +230,380 @@ pub(crate) fn info() -> NetgpuInfo {
 
 fn get_info(call: &Call<'_>) -> Result<isize> {
     let req: NetgpuInfo = call.read(uapi::NETGPU_INFO_SIZE_VER0)?;
-    if req.flags != 0 {
-        return Err(call.reject(EINVAL, format_args!("flags {:#x} not zero", req.flags)));
-    }
-    if req.__pad != 0 || req.reserved.iter().any(|&r| r != 0) {
-        return Err(call.reject(EINVAL, format_args!("reserved fields not zero")));
-    }
+    call.check_zero(req.flags, req.__pad, &req.reserved)?;
     call.write(&info())?;
+    Ok(0)
+}
+
+fn import_dmabuf(call: &Call<'_>) -> Result<isize> {
+    let mut req: NetgpuImportDmabuf = call.read(uapi::NETGPU_IMPORT_DMABUF_SIZE_VER0)?;
+    call.check_zero(req.flags, req.__pad, &req.reserved)?;
+    let dmabuf = DmaBuf::get(req.fd).map_err(|e| {
+        if e == EBADF {
+            call.reject(e, format_args!("fd {} is not open", req.fd))
+        } else {
+            call.reject(e, format_args!("fd {} is not a DMA-buf", req.fd))
+        }
+    })?;
+    let size = dmabuf.size();
+    let mut state = call.ctx.state.lock();
+    if state.regions.len() >= uapi::NETGPU_MAX_REGIONS as usize {
+        return Err(call.reject(
+            ENOSPC,
+            format_args!("already {} regions", uapi::NETGPU_MAX_REGIONS),
+        ));
+    }
+    let id = state.next_id()?;
+    let region = Region::new(id, dmabuf).map_err(|e| {
+        call.reject(
+            e,
+            format_args!("DMA-buf size {size} is not a nonzero multiple of the page size"),
+        )
+    })?;
+    state
+        .regions
+        .push(Arc::pin_init(region, GFP_KERNEL)?, GFP_KERNEL)?;
+    drop(state);
+    req.region_id = id;
+    req.size = size as u64;
+    if let Err(e) = call.write(&req) {
+        // The caller cannot learn the id: the region must not outlive the call.
+        call.ctx.state.lock().regions.retain(|r| r.id != id);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+fn setup_rings(call: &Call<'_>) -> Result<isize> {
+    let mut req: NetgpuSetupRings = call.read(uapi::NETGPU_SETUP_RINGS_SIZE_VER0)?;
+    call.check_zero(req.flags, req.__pad, &req.reserved)?;
+    for (name, n) in [("cq", req.cq_entries), ("rq", req.rq_entries)] {
+        if !ring::entries_ok(n) {
+            return Err(call.reject(
+                EINVAL,
+                format_args!(
+                    "{name}_entries {n} is not a power of two up to {}",
+                    uapi::NETGPU_MAX_RING_ENTRIES
+                ),
+            ));
+        }
+    }
+    let mut state = call.ctx.state.lock();
+    if state.rings.is_some() {
+        return Err(call.reject(EBUSY, format_args!("rings already set up")));
+    }
+    let rings = Rings {
+        cq: Cq::new(req.cq_entries)?,
+        rq: Rq::new(req.rq_entries)?,
+    };
+    req.cq = rings.cq.offsets();
+    req.rq = rings.rq.offsets();
+    // The memory is set once, for mmap(); the state's rings follow it.
+    if !call
+        .ctx
+        .ring_mem
+        .populate((rings.cq.mem().clone(), rings.rq.mem().clone()))
+    {
+        return Err(call.reject(EBUSY, format_args!("rings already set up")));
+    }
+    state.rings = Some(rings);
+    drop(state);
+    call.write(&req)?;
+    Ok(0)
+}
+
+fn bind_queue(call: &Call<'_>) -> Result<isize> {
+    let mut req: NetgpuBindQueue = call.read(uapi::NETGPU_BIND_QUEUE_SIZE_VER0)?;
+    call.check_zero(req.flags, req.__pad, &req.reserved)?;
+    let (ifindex, q) = (req.ifindex, req.queue);
+    let region = call.ctx.state.lock().region(req.region_id).cloned();
+    let region =
+        region.ok_or_else(|| call.reject(ENOENT, format_args!("no region {}", req.region_id)))?;
+    let dev = i32::try_from(ifindex)
+        .map_err(|_| ENODEV)
+        .and_then(NetDevRef::get_in_current_netns)
+        .map_err(|e| {
+            call.reject(
+                e,
+                format_args!("no device with ifindex {ifindex} in the caller's network namespace"),
+            )
+        })?;
+    if !dev.caller_is_admin() {
+        return Err(call.reject(
+            EPERM,
+            format_args!("CAP_NET_ADMIN needed in the user namespace of ifindex {ifindex}"),
+        ));
+    }
+    let dma = {
+        let l = dev.lock();
+        if !l.has_queue_api() {
+            return Err(call.reject(
+                EOPNOTSUPP,
+                format_args!("ifindex {ifindex} has no queue management API"),
+            ));
+        }
+        let (hds, thresh) = l.hds();
+        if !hds {
+            return Err(call.reject(
+                EINVAL,
+                format_args!("tcp-data-split is off on ifindex {ifindex}"),
+            ));
+        }
+        if thresh != 0 {
+            return Err(call.reject(
+                EINVAL,
+                format_args!("hds-thresh is {thresh} on ifindex {ifindex}, not 0"),
+            ));
+        }
+        let n = l.rx_queues();
+        if q >= n {
+            return Err(call.reject(
+                ERANGE,
+                format_args!("queue {q} out of range: ifindex {ifindex} has {n} RX queues"),
+            ));
+        }
+        match l.rxq_busy(q) {
+            Some(QueueBusy::Provider) => Err("has a memory provider"),
+            Some(QueueBusy::Xsk) => Err("is used by AF_XDP"),
+            Some(QueueBusy::Leased) => Err("is leased"),
+            None => Ok(()),
+        }
+        .map_err(|why| call.reject(EBUSY, format_args!("queue {q} of ifindex {ifindex} {why}")))?;
+        if l.xdp_attached() {
+            return Err(call.reject(
+                EEXIST,
+                format_args!("an XDP program is attached to ifindex {ifindex}"),
+            ));
+        }
+        l.dma_dev(q).ok_or_else(|| {
+            call.reject(
+                ENXIO,
+                format_args!("queue {q} of ifindex {ifindex} has no DMA device"),
+            )
+        })?
+    };
+    let id = call.ctx.state.lock().next_id()?;
+    let rid = region.id;
+    let b = Binding::bind(id, call.ctx.id, region, dev, q, dma).map_err(|e| {
+        if e == EBUSY {
+            call.reject(e, format_args!("region {rid} is bound"))
+        } else {
+            call.reject(
+                e,
+                format_args!("region {rid} cannot be bound to queue {q} of ifindex {ifindex}"),
+            )
+        }
+    })?;
+    if let Err(e) = call.ctx.state.lock().bindings.push(b.clone(), GFP_KERNEL) {
+        b.unbind();
+        return Err(e.into());
+    }
+    req.binding_id = id;
+    if let Err(e) = call.write(&req) {
+        call.ctx.state.lock().take_binding(id);
+        b.unbind();
+        return Err(e);
+    }
+    Ok(0)
+}
+
+fn unbind_queue(call: &Call<'_>) -> Result<isize> {
+    let req: NetgpuUnbindQueue = call.read(uapi::NETGPU_UNBIND_QUEUE_SIZE_VER0)?;
+    call.check_zero(req.flags, 0, &req.reserved)?;
+    let b = call.ctx.state.lock().take_binding(req.binding_id);
+    let b = b.ok_or_else(|| call.reject(ENOENT, format_args!("no binding {}", req.binding_id)))?;
+    b.unbind();
+    Ok(0)
+}
+
+fn attach_socket(call: &Call<'_>) -> Result<isize> {
+    let mut req: NetgpuAttachSocket = call.read(uapi::NETGPU_ATTACH_SOCKET_SIZE_VER0)?;
+    call.check_zero(req.flags, req.__pad, &req.reserved)?;
+    let fd = req.fd;
+    let sock = Socket::from_fd(fd).map_err(|e| {
+        let why = if e == EBADF {
+            "is not open"
+        } else if e == ENOTSOCK {
+            "is not a socket"
+        } else if e == EOPNOTSUPP {
+            "is not a plain TCP socket"
+        } else {
+            "is a listening socket"
+        };
+        call.reject(e, format_args!("fd {fd} {why}"))
+    })?;
+    let mut state = call.ctx.state.lock();
+    if let Some(a) = state.sockets.iter().find(|a| a.sock.same(&sock)) {
+        let id = a.id;
+        return Err(call.reject(EBUSY, format_args!("fd {fd} is attached as socket {id}")));
+    }
+    if state.sockets.len() >= uapi::NETGPU_MAX_SOCKETS as usize {
+        return Err(call.reject(
+            ENOSPC,
+            format_args!("already {} sockets", uapi::NETGPU_MAX_SOCKETS),
+        ));
+    }
+    let id = state.next_id()?;
+    let sock = Arc::new(sock, GFP_KERNEL)?;
+    state.sockets.push(
+        Attached {
+            id,
+            sock,
+            eof_posted: false,
+        },
+        GFP_KERNEL,
+    )?;
+    drop(state);
+    req.socket_id = id;
+    if let Err(e) = call.write(&req) {
+        call.ctx.state.lock().sockets.retain(|a| a.id != id);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+fn detach_socket(call: &Call<'_>) -> Result<isize> {
+    let req: NetgpuDetachSocket = call.read(uapi::NETGPU_DETACH_SOCKET_SIZE_VER0)?;
+    call.check_zero(req.flags, 0, &req.reserved)?;
+    let mut state = call.ctx.state.lock();
+    let i = state.sockets.iter().position(|a| a.id == req.socket_id);
+    let i = i.ok_or_else(|| call.reject(ENOENT, format_args!("no socket {}", req.socket_id)))?;
+    let a = state.sockets.remove(i)?;
+    drop(state);
+    drop(a);
+    Ok(0)
+}
+
+fn recv(call: &Call<'_>) -> Result<isize> {
+    let mut req: NetgpuRecv = call.read(uapi::NETGPU_RECV_SIZE_VER0)?;
+    call.check_zero(
+        req.flags & !uapi::NETGPU_RECV_NONBLOCK,
+        req.__pad,
+        &req.reserved,
+    )?;
+    let nonblock = req.flags & uapi::NETGPU_RECV_NONBLOCK != 0;
+    let id = req.socket_id;
+    let max = usize::try_from(req.max_bytes).unwrap_or(usize::MAX);
+    let sock = {
+        let mut state = call.ctx.state.lock();
+        if state.rings.is_none() {
+            return Err(call.reject(ENXIO, format_args!("no rings set up")));
+        }
+        recv::drain_refill(&mut state);
+        let sock = state.socket(id).map(|a| a.sock.clone());
+        sock.ok_or_else(|| call.reject(ENOENT, format_args!("no socket {id}")))?
+    };
+    if max == 0 {
+        req.bytes = 0;
+        req.completions = 0;
+        call.write(&req)?;
+        return Ok(0);
+    }
+    let mut timeo = if nonblock { 0 } else { sock.rcvtimeo() };
+    loop {
+        let mut state = call.ctx.state.lock();
+        recv::drain_refill(&mut state);
+        let eof_posted = state.socket(id).is_none_or(|a| a.eof_posted);
+        let mut r = Recv::new(call.ctx.id, id, &mut state);
+        let (res, err, ended, closed) = {
+            let mut sl = sock.lock();
+            let res = sl.read(&mut r, max);
+            (
+                res,
+                sl.error(),
+                sl.rcv_shutdown() && !sl.has_data(),
+                sl.closed(),
+            )
+        };
+        let mut eof_now = false;
+        if r.bytes == 0 && r.stop.is_none() && res.is_ok() && ended && !eof_posted {
+            eof_now = r.post_eof().is_ok();
+        }
+        let (bytes, completions, stop) = r.finish();
+        if eof_now {
+            if let Some(a) = state.socket(id) {
+                a.eof_posted = true;
+            }
+        }
+        drop(state);
+        if bytes > 0 || completions > 0 {
+            req.bytes = bytes;
+            req.completions = completions;
+            call.write(&req)?;
+            return Ok(0);
+        }
+        if let Some(e) = stop.or(res.err()) {
+            let why = if e == ENOSPC {
+                "completion ring full"
+            } else if e == ENOBUFS {
+                "no free buffer to copy payload into"
+            } else if e == EACCES {
+                "payload in memory of another context or provider"
+            } else if e == ENXIO {
+                "region not mappable by the CPU for the copy fallback"
+            } else {
+                "receive failed"
+            };
+            return Err(call.reject(e, format_args!("socket {id}: {why}")));
+        }
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if ended {
+            req.bytes = 0;
+            req.completions = 0;
+            call.write(&req)?;
+            return Ok(0);
+        }
+        if closed {
+            return Err(ENOTCONN);
+        }
+        if nonblock || timeo <= 0 {
+            return Err(EAGAIN);
+        }
+        let mut sl = sock.lock();
+        if !sl.has_data() && !sl.rcv_shutdown() && sl.error().is_none() {
+            sl.wait(&mut timeo)?;
+        }
+    }
+}
+
+fn get_stats(call: &Call<'_>) -> Result<isize> {
+    let mut req: NetgpuStats = call.read(uapi::NETGPU_STATS_SIZE_VER0)?;
+    call.check_zero(req.flags, 0, &[])?;
+    let state = call.ctx.state.lock();
+    let id = req.binding_id;
+    let out = if id == 0 {
+        let s = state.stats;
+        let alloc_failures = state
+            .bindings
+            .iter()
+            .map(|b| b.alloc_failures.load(Ordering::Relaxed))
+            .sum();
+        NetgpuStats {
+            binding_id: 0,
+            flags: 0,
+            zc_bytes: s.zc_bytes,
+            copy_bytes: s.copy_bytes,
+            refill_errors: s.refill_errors,
+            alloc_failures,
+            cq_overflows: s.cq_overflows,
+            foreign_frags: s.foreign_frags,
+            reserved: [0; 4],
+        }
+    } else {
+        let b = state.bindings.iter().find(|b| b.id == id);
+        let b = b.ok_or_else(|| call.reject(ENOENT, format_args!("no binding {id}")))?;
+        NetgpuStats {
+            binding_id: id,
+            zc_bytes: b.zc_bytes.load(Ordering::Relaxed),
+            alloc_failures: b.alloc_failures.load(Ordering::Relaxed),
+            ..Default::default()
+        }
+    };
+    drop(state);
+    req = out;
+    call.write(&req)?;
     Ok(0)
 }
 

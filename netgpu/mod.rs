@@ -2,8 +2,13 @@
 
 //! The `/dev/netgpu` misc device, its per-open contexts and ioctl dispatch.
 
+pub(crate) mod binding;
 mod context;
 mod ioctl;
+mod recv;
+pub(crate) mod region;
+mod ring;
+mod ringmem;
 
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},

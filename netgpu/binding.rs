@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Bindings: a region installed as the memory provider of an RX queue.
+//!
+//! A binding maps its region for the queue's DMA device and installs
+//! netgpu's provider on the queue. Page pools of the queue hold a reference
+//! to the binding from their `init` to their `destroy`, so the binding, its
+//! region and the region's buffers outlive every buffer in flight; the
+//! context holds one more until it unbinds.
+//!
+//! Locking: [`Binding::dev`] and [`Binding::mapping`] are mutexes taken in
+//! process context, each alone or inside the netdev instance lock (binding
+//! records the netdev under it; the provider's `uninstall` runs under it),
+//! never the other way round: unbinding takes the netdev out of
+//! [`Binding::dev`] first and only then locks the netdev.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use kernel::{
+    bindings,
+    device::Device,
+    impl_has_work, new_mutex, new_work,
+    prelude::*,
+    sync::{aref::ARef, Arc, ArcBorrow, Mutex},
+    workqueue::{self, Work, WorkItem},
+};
+
+use super::region::Region;
+use crate::{
+    dmabuf::{device_ptr, Mapping, Revoke},
+    net::{netdev::NetDevRef, provider},
+};
+
+/// A region bound to an RX queue.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Binding {
+    /// Id of the binding in its context.
+    pub(crate) id: u32,
+    /// Id of the context, to tell its buffers from other contexts'.
+    pub(crate) ctx_id: u64,
+    /// The region whose buffers the queue receives into.
+    pub(crate) region: Arc<Region>,
+    /// Interface index of the netdev, for messages.
+    pub(crate) ifindex: i32,
+    /// The RX queue.
+    pub(crate) queue: u32,
+    /// The netdev while the provider is installed; taken by unbind or by
+    /// the netdev's unregistration.
+    #[pin]
+    dev: Mutex<Option<NetDevRef>>,
+    /// The region's DMA mapping for the queue's device.
+    #[pin]
+    mapping: Mutex<Option<Mapping<Binding>>>,
+    /// Address of the device the region is mapped for, to check page pools
+    /// against.
+    dma_dev: usize,
+    /// Set when the exporter revoked the mapping: no buffer is handed out.
+    revoked: AtomicBool,
+    /// Unbinds after a revocation, outside the exporter's locks.
+    #[pin]
+    revoke_work: Work<Binding>,
+    /// Payload bytes completed from this binding's buffers.
+    pub(crate) zc_bytes: AtomicU64,
+    /// Times a page pool asked for a buffer and none was free.
+    pub(crate) alloc_failures: AtomicU64,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Binding { self.revoke_work }
+}
+
+impl WorkItem for Binding {
+    type Pointer = Arc<Binding>;
+
+    fn run(this: Arc<Binding>) {
+        this.unbind();
+    }
+}
+
+impl Revoke for Binding {
+    fn revoke(this: ArcBorrow<'_, Binding>) {
+        if this.revoked.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        pr_warn!(
+            "binding {}: the DMA-buf exporter revoked region {}; unbinding queue {} of ifindex {}\n",
+            this.id,
+            this.region.id,
+            this.queue,
+            this.ifindex
+        );
+        // The exporter holds the reservation lock: stop the queue and unmap
+        // from a work item.
+        let _ = workqueue::system().enqueue(Arc::<Binding>::from(this));
+    }
+}
+
+impl Binding {
+    /// Maps `region` for RX queue `queue` of `dev` and installs netgpu's
+    /// provider on it. `dev` must be locked by the caller's checks having
+    /// passed; the lock is taken here.
+    pub(crate) fn bind(
+        id: u32,
+        ctx_id: u64,
+        region: Arc<Region>,
+        dev: NetDevRef,
+        queue: u32,
+        dma: ARef<Device>,
+    ) -> Result<Arc<Self>> {
+        if region.bound.swap(true, Ordering::AcqRel) {
+            return Err(EBUSY);
+        }
+        let ifindex = dev.ifindex();
+        let r = region.clone();
+        let dma_dev = device_ptr(&dma) as usize;
+        let b = Arc::pin_init(
+            try_pin_init!(Binding {
+                id,
+                ctx_id,
+                region,
+                ifindex,
+                queue,
+                dev <- new_mutex!(None),
+                mapping <- new_mutex!(None),
+                dma_dev,
+                revoked: AtomicBool::new(false),
+                revoke_work <- new_work!("Binding::revoke_work"),
+                zc_bytes: AtomicU64::new(0),
+                alloc_failures: AtomicU64::new(0),
+            }? Error),
+            GFP_KERNEL,
+        )
+        .inspect_err(|_| r.bound.store(false, Ordering::Release))?;
+        // From here on dropping `b` clears `region.bound`.
+        // SAFETY: `b` owns the mapping, so the `Arc` outlives it.
+        let mapping = unsafe { Mapping::new(&r.dmabuf, dma, b.as_arc_borrow()) }?;
+        b.set_dma_addrs(&mapping)?;
+        *b.mapping.lock() = Some(mapping);
+        // Installed and recorded under the instance lock, which the
+        // provider's `uninstall` also runs under: it either sees the netdev
+        // recorded or runs after `mp_open` failed.
+        let keep = dev.clone_ref();
+        let locked = dev.lock();
+        if !locked.registered() {
+            return Err(ENODEV);
+        }
+        locked.mp_open(queue, provider::ops(), Arc::as_ptr(&b).cast_mut().cast())?;
+        *b.dev.lock() = Some(keep);
+        drop(locked);
+        Ok(b)
+    }
+
+    /// Gives every buffer its DMA address, page by page through the
+    /// mapping's segments.
+    fn set_dma_addrs(&self, m: &Mapping<Binding>) -> Result {
+        let area = &self.region.area;
+        let page = kernel::page::PAGE_SIZE as u64;
+        let mut idx = 0usize;
+        m.for_each_segment(|addr, len| {
+            if addr % page != 0 || len % page != 0 {
+                return Err(EINVAL);
+            }
+            for k in 0..len / page {
+                let niov = area.get(idx).ok_or(EINVAL)?;
+                if !niov.set_dma_addr(addr + k * page) {
+                    return Err(EINVAL);
+                }
+                idx += 1;
+            }
+            Ok(())
+        })?;
+        if idx != area.len() {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Clears every buffer's DMA address and unmaps the region.
+    fn unmap(&self) {
+        if let Some(m) = self.mapping.lock().take() {
+            for i in 0..self.region.area.len() {
+                if let Some(niov) = self.region.area.get(i) {
+                    niov.set_dma_addr(0);
+                }
+            }
+            drop(m);
+        }
+    }
+
+    /// Removes the provider from the queue and unmaps the region; buffers
+    /// still in flight come back to the region as their pools release them.
+    pub(crate) fn unbind(&self) {
+        let dev = self.dev.lock().take();
+        if let Some(dev) = dev {
+            let locked = dev.lock();
+            locked.mp_close(
+                self.queue,
+                provider::ops(),
+                core::ptr::from_ref::<Self>(self).cast_mut().cast(),
+            );
+            drop(locked);
+        }
+        self.unmap();
+    }
+
+    /// The netdev is going away (provider `uninstall`, instance lock held).
+    pub(crate) fn detach_from_netdev(&self) {
+        let dev = self.dev.lock().take();
+        if dev.is_some() {
+            pr_info!(
+                "binding {}: ifindex {} unregistered, queue {} unbound\n",
+                self.id,
+                self.ifindex,
+                self.queue
+            );
+        }
+        drop(dev);
+        self.unmap();
+    }
+
+    /// Whether a page pool that maps for `dev` may use this binding.
+    pub(crate) fn same_dma_dev(&self, dev: *mut bindings::device) -> bool {
+        self.dma_dev == dev as usize
+    }
+
+    /// Whether the exporter revoked the mapping.
+    pub(crate) fn revoked(&self) -> bool {
+        self.revoked.load(Ordering::Acquire)
+    }
+
+    /// Whether the provider is still installed.
+    pub(crate) fn installed(&self) -> bool {
+        self.dev.lock().is_some()
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Binding {
+    fn drop(self: Pin<&mut Self>) {
+        self.unmap();
+        self.region.bound.store(false, Ordering::Release);
+    }
+}
