@@ -1,0 +1,490 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! netgpu sample receiver: TCP payload straight into a DMA-buf.
+//!
+//! ```text
+//! netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem]
+//!             [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N]
+//!             [--no-verify] [--copy-baseline]
+//! ```
+//!
+//! 1. Makes the buffer: a udmabuf from a sealed memfd (default), or a vgem
+//!    dumb buffer exported by PRIME, standing in for GPU memory.
+//! 2. Opens a netgpu context, imports the buffer as a region, sets up the
+//!    rings and binds RX queue QUEUE of IFNAME to the region.
+//! 3. Steers the flow to that queue with an ntuple rule (`ethtool -N`),
+//!    removed again at exit (`--no-steer` leaves steering alone).
+//! 4. Accepts N TCP connections (default 1) on ADDR PORT and attaches them.
+//! 5. Receives: each completion says where payload landed in the region;
+//!    the bytes are checked against the sender's pattern through the CPU
+//!    mapping of the buffer (memfd or dumb-buffer mmap), then the buffer is
+//!    returned through the refill ring.
+//! 6. Prints throughput and netgpu's counters. Exit status 0 only if every
+//!    byte matched, every stream ended, and each was `--bytes` long if given.
+//!
+//! With several connections, each is its own stream from offset 0; the
+//! completions say which socket their bytes came from.
+//!
+//! For benchmarks, `--no-verify` skips the byte check, and
+//! `--copy-baseline` receives without netgpu, the way an application does
+//! today: `recv()` into host memory, then a CPU copy into the (mapped)
+//! buffer.
+//!
+//! The sender is `netgpu_send ADDR PORT BYTES`.
+
+#[path = "pattern.rs"]
+mod pattern;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use netgpu_uapi::*;
+
+/// A read-only shared mapping of a buffer.
+struct Map {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl Map {
+    fn new(fd: RawFd, len: usize, offset: u64) -> io::Result<Self> {
+        // SAFETY: a new shared read-only mapping at an address the kernel picks.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                offset as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Map { ptr: p.cast(), len })
+    }
+
+    fn bytes(&self, off: u64, len: usize) -> Option<&[u8]> {
+        let off = usize::try_from(off).ok()?;
+        if off.checked_add(len)? > self.len {
+            return None;
+        }
+        // SAFETY: in bounds of the live mapping; the kernel does not write
+        // a buffer while user space holds it.
+        Some(unsafe { std::slice::from_raw_parts(self.ptr.add(off), len) })
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`.
+        unsafe { libc::munmap(self.ptr.cast_mut().cast(), self.len) };
+    }
+}
+
+/// The DMA-buf to receive into and its CPU mapping.
+struct Buffer {
+    dmabuf: OwnedFd,
+    map: Map,
+    _keep: Vec<OwnedFd>,
+}
+
+fn udmabuf(size: usize) -> io::Result<Buffer> {
+    let u = Udmabuf::new(size)?;
+    let map = Map::new(u.memfd.as_raw_fd(), size, 0)?;
+    Ok(Buffer {
+        dmabuf: u.dmabuf,
+        map,
+        _keep: vec![u.memfd],
+    })
+}
+
+/// `struct drm_version` (64-bit layout).
+#[repr(C)]
+#[derive(Default)]
+struct DrmVersion {
+    major: i32,
+    minor: i32,
+    patch: i32,
+    name_len: usize,
+    name: usize,
+    date_len: usize,
+    date: usize,
+    desc_len: usize,
+    desc: usize,
+}
+
+/// `struct drm_mode_create_dumb`.
+#[repr(C)]
+#[derive(Default)]
+struct CreateDumb {
+    height: u32,
+    width: u32,
+    bpp: u32,
+    flags: u32,
+    handle: u32,
+    pitch: u32,
+    size: u64,
+}
+
+/// `struct drm_prime_handle`.
+#[repr(C)]
+#[derive(Default)]
+struct PrimeHandle {
+    handle: u32,
+    flags: u32,
+    fd: i32,
+}
+
+/// `struct drm_mode_map_dumb`.
+#[repr(C)]
+#[derive(Default)]
+struct MapDumb {
+    handle: u32,
+    pad: u32,
+    offset: u64,
+}
+
+const fn drm_iowr<T>(nr: u32) -> u32 {
+    ioc::ioc(
+        ioc::READ | ioc::WRITE,
+        b'd' as u32,
+        nr,
+        std::mem::size_of::<T>(),
+    )
+}
+
+/// `ioctl(fd, cmd, arg)` on a DRM structure.
+fn drm_ioctl<T>(fd: RawFd, cmd: u32, arg: &mut T) -> io::Result<()> {
+    // SAFETY: `arg` is the structure `cmd` encodes, valid for its size.
+    unsafe { raw_ioctl(fd, cmd, (arg as *mut T).cast()) }.map(|_| ())
+}
+
+/// The first DRM card whose driver is vgem.
+fn vgem_card() -> io::Result<File> {
+    for i in 0..16 {
+        let Ok(f) = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/dev/dri/card{i}"))
+        else {
+            continue;
+        };
+        let mut name = [0u8; 16];
+        let mut v = DrmVersion {
+            name_len: name.len(),
+            name: name.as_mut_ptr() as usize,
+            ..Default::default()
+        };
+        if drm_ioctl(f.as_raw_fd(), drm_iowr::<DrmVersion>(0x00), &mut v).is_ok()
+            && name.starts_with(b"vgem")
+        {
+            return Ok(f);
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::NotFound, "no vgem DRM card"))
+}
+
+fn vgem(size: usize) -> io::Result<Buffer> {
+    let card = vgem_card()?;
+    let fd = card.as_raw_fd();
+    // One row of 4-byte pixels per page.
+    let mut c = CreateDumb {
+        height: (size / 4096) as u32,
+        width: 1024,
+        bpp: 32,
+        ..Default::default()
+    };
+    drm_ioctl(fd, drm_iowr::<CreateDumb>(0xB2), &mut c)?;
+    if c.size as usize != size {
+        return Err(io::Error::other(format!(
+            "vgem made {} bytes, not {size}",
+            c.size
+        )));
+    }
+    let mut p = PrimeHandle {
+        handle: c.handle,
+        flags: (libc::O_CLOEXEC | libc::O_RDWR) as u32,
+        fd: -1,
+    };
+    drm_ioctl(fd, drm_iowr::<PrimeHandle>(0x2d), &mut p)?;
+    // SAFETY: PRIME returned a new fd that nobody else owns.
+    let dmabuf = unsafe { OwnedFd::from_raw_fd(p.fd) };
+    let mut m = MapDumb {
+        handle: c.handle,
+        ..Default::default()
+    };
+    drm_ioctl(fd, drm_iowr::<MapDumb>(0xB3), &mut m)?;
+    let map = Map::new(fd, size, m.offset)?;
+    Ok(Buffer {
+        dmabuf,
+        map,
+        _keep: vec![card.into()],
+    })
+}
+
+/// An ntuple rule, deleted on drop.
+struct Rule {
+    ifname: String,
+    id: String,
+}
+
+impl Rule {
+    fn add(ifname: &str, addr: &SocketAddr, queue: u32) -> Result<Self, String> {
+        let ft = if addr.is_ipv6() { "tcp6" } else { "tcp4" };
+        let out = Command::new("ethtool")
+            .args(["-N", ifname, "flow-type", ft])
+            .args(["dst-ip", &addr.ip().to_string()])
+            .args(["dst-port", &addr.port().to_string()])
+            .args(["action", &queue.to_string()])
+            .output()
+            .map_err(|e| format!("ethtool: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Added rule with ID "))
+            .map(|s| s.trim().to_string());
+        match id {
+            Some(id) if out.status.success() => Ok(Rule {
+                ifname: ifname.into(),
+                id,
+            }),
+            _ => Err(format!(
+                "ethtool -N {ifname}: {}{}",
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            )),
+        }
+    }
+}
+
+impl Drop for Rule {
+    fn drop(&mut self) {
+        let _ = Command::new("ethtool")
+            .args(["-N", &self.ifname, "delete", &self.id])
+            .status();
+    }
+}
+
+struct Opts {
+    ifname: String,
+    queue: u32,
+    addr: SocketAddr,
+    bytes: Option<u64>,
+    vgem: bool,
+    size: usize,
+    steer: bool,
+    expect: Option<String>,
+    conns: usize,
+    verify: bool,
+    copy_baseline: bool,
+}
+
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let [ifname, queue, addr, port, rest @ ..] = args else {
+        return Err("usage: netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem] [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N] [--no-verify] [--copy-baseline]".into());
+    };
+    let addr: SocketAddr = format!("[{addr}]:{port}")
+        .parse()
+        .or_else(|_| format!("{addr}:{port}").parse())
+        .map_err(|e| format!("address {addr} port {port}: {e}"))?;
+    let mut o = Opts {
+        ifname: ifname.clone(),
+        queue: queue.parse().map_err(|e| format!("QUEUE {queue}: {e}"))?,
+        addr,
+        bytes: None,
+        vgem: false,
+        size: 32 << 20,
+        steer: true,
+        expect: None,
+        conns: 1,
+        verify: true,
+        copy_baseline: false,
+    };
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--bytes" => o.bytes = Some(val()?.parse().map_err(|e| format!("--bytes: {e}"))?),
+            "--size" => o.size = val()?.parse().map_err(|e| format!("--size: {e}"))?,
+            "--mem" => match val()?.as_str() {
+                "udmabuf" => o.vgem = false,
+                "vgem" => o.vgem = true,
+                m => return Err(format!("--mem {m}: udmabuf or vgem")),
+            },
+            "--no-steer" => o.steer = false,
+            "--no-verify" => o.verify = false,
+            "--copy-baseline" => o.copy_baseline = true,
+            "--expect" => o.expect = Some(val()?.clone()),
+            "--conns" => o.conns = val()?.parse().map_err(|e| format!("--conns: {e}"))?,
+            _ => return Err(format!("unknown argument {a}")),
+        }
+    }
+    Ok(o)
+}
+
+fn ifindex(ifname: &str) -> Result<u32, String> {
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/ifindex"))
+        .map_err(|e| format!("{ifname}: {e}"))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{ifname} ifindex: {e}"))
+}
+
+fn run(o: &Opts) -> Result<String, String> {
+    let buf = if o.vgem {
+        vgem(o.size)
+    } else {
+        udmabuf(o.size)
+    }
+    .map_err(|e| format!("{} buffer: {e}", if o.vgem { "vgem" } else { "udmabuf" }))?;
+    let ctx = Netgpu::open().map_err(|e| format!("{DEVICE}: {e}"))?;
+    let (region, _) = ctx
+        .import_dmabuf(buf.dmabuf.as_raw_fd())
+        .map_err(|e| format!("IMPORT_DMABUF: {e}"))?;
+    let (mut cq, mut rq) = ctx
+        .setup_rings(4096, 4096)
+        .map_err(|e| format!("SETUP_RINGS: {e}"))?;
+    let binding = ctx
+        .bind_queue(ifindex(&o.ifname)?, o.queue, region)
+        .map_err(|e| format!("BIND_QUEUE {} queue {}: {e}", o.ifname, o.queue))?;
+    let _rule = if o.steer {
+        Some(Rule::add(&o.ifname, &o.addr, o.queue)?)
+    } else {
+        None
+    };
+    let l = TcpListener::bind(o.addr).map_err(|e| format!("listen {}: {e}", o.addr))?;
+    // Each stream: (socket id, the connection, next stream offset, ended).
+    let mut streams = Vec::new();
+    let mut peer = None;
+    for _ in 0..o.conns.max(1) {
+        let (conn, p) = l.accept().map_err(|e| format!("accept: {e}"))?;
+        let sid = ctx
+            .attach_socket(conn.as_raw_fd())
+            .map_err(|e| format!("ATTACH_SOCKET: {e}"))?;
+        peer.get_or_insert(p);
+        streams.push((sid, conn, 0u64, false));
+    }
+    let flags = if streams.len() > 1 {
+        NETGPU_RECV_NONBLOCK
+    } else {
+        0
+    };
+    let t0 = Instant::now();
+    let (mut total, mut zc, mut copied, mut comps) = (0u64, 0u64, 0u64, 0u64);
+    while streams.iter().any(|s| !s.3) {
+        let mut idle = true;
+        for k in 0..streams.len() {
+            if streams[k].3 {
+                continue;
+            }
+            match ctx.recv(streams[k].0, 1 << 20, flags) {
+                Ok(_) => idle = false,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+                Err(e) => return Err(format!("RECV on socket {}: {e}", streams[k].0)),
+            }
+            while let Some(c) = cq.pop() {
+                comps += 1;
+                let s = streams
+                    .iter_mut()
+                    .find(|s| s.0 == c.socket_id)
+                    .ok_or_else(|| format!("completion for unknown socket: {c:?}"))?;
+                if c.flags & NETGPU_CQE_EOF != 0 {
+                    s.3 = true;
+                    continue;
+                }
+                if c.region_id != region {
+                    return Err(format!("completion in region {}: {c:?}", c.region_id));
+                }
+                let data = buf
+                    .map
+                    .bytes(c.offset, c.len as usize)
+                    .ok_or_else(|| format!("completion outside the buffer: {c:?}"))?;
+                if let Some(bad) = o
+                    .verify
+                    .then(|| pattern::first_mismatch(data, s.2))
+                    .flatten()
+                {
+                    return Err(format!("socket {} stream byte {bad} is wrong ({c:?})", s.0));
+                }
+                s.2 += u64::from(c.len);
+                total += u64::from(c.len);
+                if c.flags & NETGPU_CQE_COPY != 0 {
+                    copied += u64::from(c.len);
+                } else {
+                    zc += u64::from(c.len);
+                }
+                let r = NetgpuRqe {
+                    offset: c.offset,
+                    region_id: c.region_id,
+                    __pad: 0,
+                };
+                while !rq.push(&r) {
+                    // Let the kernel take back what is queued.
+                    ctx.recv(s.0, 0, 0).map_err(|e| format!("RECV 0: {e}"))?;
+                }
+            }
+        }
+        if idle {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let peer = peer.map_or_else(String::new, |p| p.to_string());
+    let pos = total;
+    let secs = t0.elapsed().as_secs_f64();
+    let st = ctx.stats(0).map_err(|e| format!("GET_STATS: {e}"))?;
+    let bs = ctx
+        .stats(binding)
+        .map_err(|e| format!("GET_STATS {binding}: {e}"))?;
+    if let Some(want) = o.bytes {
+        for s in &streams {
+            if s.2 != want {
+                return Err(format!("socket {} received {} of {want} bytes", s.0, s.2));
+            }
+        }
+    }
+    if st.zc_bytes != zc || st.copy_bytes != copied {
+        return Err(format!(
+            "counters disagree: {st:?}, completions zc {zc} copy {copied}"
+        ));
+    }
+    match o.expect.as_deref() {
+        Some("zc") if zc == 0 || copied > pos / 100 => {
+            return Err(format!(
+                "expected zero-copy payload: zc {zc}, copy {copied}"
+            ));
+        }
+        Some("copy") if copied != pos => {
+            return Err(format!("expected copied payload: zc {zc}, copy {copied}"));
+        }
+        _ => (),
+    }
+    Ok(format!(
+        "received {pos} bytes on {} connection(s) from {peer}, verified: {:.1} MB/s, zc {zc}, copy {copied}, completions {comps}, refill errors {}, alloc failures {}, overflows {}, binding zc {}",
+        streams.len(),
+        pos as f64 / secs / 1e6,
+        st.refill_errors,
+        st.alloc_failures,
+        cq.overflows(),
+        bs.zc_bytes
+    ))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse(&args).and_then(|o| run(&o)) {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("netgpu_recv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
