@@ -6,6 +6,9 @@
 # the module's KUnit suites there. Prints every test case, then one line
 # "N passed, N failed, N skipped"; skips are never counted as passes. Exits
 # non-zero on any failure.
+#
+# TESTS="prog ..." (e.g. make check TESTS=netgpu_ioctl) runs only those
+# kselftest programs in the VM, for development; the summary then says so.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$root/out/check
@@ -66,6 +69,10 @@ grep -q "^test result: " "$out/cargo-test.log" || {
 
 stage "VM tests"
 mkdir -p "$out/vm"
+if [ -n "${TESTS:-}" ]; then
+	echo "$TESTS" >"$out/vm/only"
+	echo "SKIP selection: only the kselftests $TESTS ran" >>"$results"
+fi
 if "$root/tools/vm/run.sh" "$kdir" "$out/vm" check >&2; then
 	cat "$out/vm/results" >>"$results"
 else

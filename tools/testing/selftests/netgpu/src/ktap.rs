@@ -80,3 +80,14 @@ macro_rules! try_or_fail {
         }
     };
 }
+
+/// Returns the outcome from the calling test if it is a failure, so that
+/// a test can check several things in turn.
+#[macro_export]
+macro_rules! pass {
+    ($e:expr) => {
+        if let o @ $crate::ktap::Outcome::Fail(_) = $e {
+            return o;
+        }
+    };
+}

@@ -9,6 +9,7 @@ mod ktap;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 
 use ktap::{Outcome, Test};
@@ -76,9 +77,14 @@ impl Kmsg {
 /// works afterwards.
 fn expect_errno(cmd: u32, arg: *mut u8, errno: i32, reason: &str) -> Outcome {
     let ctx = try_or_fail!(Netgpu::open(), "open");
-    let id = try_or_fail!(context_id(&ctx), "fdinfo");
+    expect_errno_on(&ctx, cmd, arg, errno, reason)
+}
+
+/// [`expect_errno`] on the context `ctx`.
+fn expect_errno_on(ctx: &Netgpu, cmd: u32, arg: *mut u8, errno: i32, reason: &str) -> Outcome {
+    let id = try_or_fail!(context_id(ctx), "fdinfo");
     let mut kmsg = try_or_fail!(Kmsg::open(), "/dev/kmsg");
-    let e = call(&ctx, cmd, arg);
+    let e = call(ctx, cmd, arg);
     check!(
         e == errno,
         "cmd {cmd:#x}: got {}, expected {}",
@@ -193,7 +199,7 @@ fn get_info_larger_arg_zero_tail() -> Outcome {
 
 fn unknown_nr() -> Outcome {
     let mut buf = [0u8; 64];
-    each([0x01, 0x1f, 0xff], |nr| {
+    each([0x1e, 0x1f, 0xff], |nr| {
         let cmd = ioc::ioc(RW, NETGPU_IOC_TYPE, nr, 56);
         expect_errno(cmd, buf.as_mut_ptr(), libc::ENOTTY, "unknown ioctl")
     })
@@ -293,6 +299,1083 @@ fn not_readable_or_writable_as_file() -> Outcome {
     }
 }
 
+/// [`expect_errno`] for IMPORT_DMABUF with `arg`.
+fn expect_import_errno(ctx: &Netgpu, arg: NetgpuImportDmabuf, errno: i32, reason: &str) -> Outcome {
+    let mut buf = vec![0u8; NetgpuImportDmabuf::SIZE];
+    arg.encode(&mut buf).expect("encode");
+    expect_errno_on(
+        ctx,
+        NETGPU_IOC_IMPORT_DMABUF,
+        buf.as_mut_ptr(),
+        errno,
+        reason,
+    )
+}
+
+/// A 1 MiB udmabuf.
+fn udmabuf() -> io::Result<Udmabuf> {
+    Udmabuf::new(1 << 20)
+}
+
+/// The `netgpu-region:` lines of the context's fdinfo.
+fn fdinfo_regions(ctx: &Netgpu) -> io::Result<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", ctx.fd()))?;
+    Ok(s.lines()
+        .filter_map(|l| l.strip_prefix("netgpu-region:\t"))
+        .map(str::to_string)
+        .collect())
+}
+
+fn import_udmabuf() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let a = try_or_fail!(udmabuf(), "udmabuf");
+    let b = try_or_fail!(Udmabuf::new(3 * 4096), "udmabuf");
+    let (ia, sa) = try_or_fail!(ctx.import_dmabuf(a.dmabuf.as_raw_fd()), "import");
+    let (ib, sb) = try_or_fail!(ctx.import_dmabuf(b.dmabuf.as_raw_fd()), "import");
+    check!(ia == 1 && ib == 2, "region ids {ia}, {ib}: expected 1, 2");
+    check!(
+        sa == 1 << 20 && sb == 3 * 4096,
+        "region sizes {sa}, {sb}: expected {}, {}",
+        1 << 20,
+        3 * 4096
+    );
+    let lines = try_or_fail!(fdinfo_regions(&ctx), "fdinfo");
+    let want = [
+        "1 dmabuf 1048576 bytes udmabuf free 256".to_string(),
+        "2 dmabuf 12288 bytes udmabuf free 3".to_string(),
+    ];
+    check!(lines == want, "fdinfo regions {lines:?}, expected {want:?}");
+    // The same DMA-buf may be imported again, as a region of its own.
+    let (ic, _) = try_or_fail!(ctx.import_dmabuf(a.dmabuf.as_raw_fd()), "import");
+    check!(ic == 3, "third region id {ic}, expected 3");
+    Outcome::Pass
+}
+
+fn import_bad_fd() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    each([-1, 1_000_000], |fd| {
+        let arg = NetgpuImportDmabuf {
+            fd,
+            ..Default::default()
+        };
+        expect_import_errno(&ctx, arg, libc::EBADF, &format!("fd {fd} is not open"))
+    })
+}
+
+fn import_not_dmabuf() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let null = try_or_fail!(File::open("/dev/null"), "/dev/null");
+    let ub = try_or_fail!(udmabuf(), "udmabuf");
+    // Neither a character device nor the memfd behind a udmabuf is a DMA-buf.
+    each([null.as_raw_fd(), ub.memfd.as_raw_fd(), ctx.fd()], |fd| {
+        let arg = NetgpuImportDmabuf {
+            fd,
+            ..Default::default()
+        };
+        expect_import_errno(
+            &ctx,
+            arg,
+            libc::EINVAL,
+            &format!("fd {fd} is not a DMA-buf"),
+        )
+    })
+}
+
+fn import_nonzero_flags_reserved() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let ub = try_or_fail!(udmabuf(), "udmabuf");
+    let fd = ub.dmabuf.as_raw_fd();
+    let flags = NetgpuImportDmabuf {
+        fd,
+        flags: 1 << 31,
+        ..Default::default()
+    };
+    let pad = NetgpuImportDmabuf {
+        fd,
+        __pad: 1,
+        ..Default::default()
+    };
+    let reserved = NetgpuImportDmabuf {
+        fd,
+        reserved: [0, 1],
+        ..Default::default()
+    };
+    pass!(expect_import_errno(
+        &ctx,
+        flags,
+        libc::EINVAL,
+        "flags 0x80000000 not zero"
+    ));
+    each([pad, reserved], |arg| {
+        expect_import_errno(&ctx, arg, libc::EINVAL, "reserved fields not zero")
+    })
+}
+
+fn import_region_limit() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let ub = try_or_fail!(Udmabuf::new(4096), "udmabuf");
+    let fd = ub.dmabuf.as_raw_fd();
+    for i in 0..NETGPU_MAX_REGIONS {
+        try_or_fail!(ctx.import_dmabuf(fd), format!("import {i}"));
+    }
+    let arg = NetgpuImportDmabuf {
+        fd,
+        ..Default::default()
+    };
+    expect_import_errno(
+        &ctx,
+        arg,
+        libc::ENOSPC,
+        &format!("already {NETGPU_MAX_REGIONS} regions"),
+    )
+}
+
+/// Whether debugfs lists a DMA-buf with inode number `ino`.
+fn dmabuf_listed(ino: u64) -> io::Result<bool> {
+    let s = std::fs::read_to_string("/sys/kernel/debug/dma_buf/bufinfo")?;
+    Ok(s.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 6 && f[4] == "udmabuf" && f[5].parse::<u64>().ok() == Some(ino)
+    }))
+}
+
+fn import_holds_dmabuf_until_close() -> Outcome {
+    use std::os::unix::fs::MetadataExt;
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let ub = try_or_fail!(udmabuf(), "udmabuf");
+    let dup = try_or_fail!(ub.dmabuf.try_clone(), "dup");
+    let ino = try_or_fail!(File::from(dup).metadata(), "fstat").ino();
+    try_or_fail!(ctx.import_dmabuf(ub.dmabuf.as_raw_fd()), "import");
+    drop(ub);
+    check!(
+        try_or_fail!(dmabuf_listed(ino), "bufinfo"),
+        "DMA-buf {ino} gone while the context holds it"
+    );
+    drop(ctx);
+    check!(
+        !try_or_fail!(dmabuf_listed(ino), "bufinfo"),
+        "DMA-buf {ino} still listed after the context closed"
+    );
+    Outcome::Pass
+}
+
+/// [`expect_errno`] for SETUP_RINGS with `arg`.
+fn expect_rings_errno(ctx: &Netgpu, arg: NetgpuSetupRings, errno: i32, reason: &str) -> Outcome {
+    let mut buf = vec![0u8; NetgpuSetupRings::SIZE];
+    arg.encode(&mut buf).expect("encode");
+    expect_errno_on(ctx, NETGPU_IOC_SETUP_RINGS, buf.as_mut_ptr(), errno, reason)
+}
+
+fn setup_rings() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let arg = NetgpuSetupRings {
+        cq_entries: 64,
+        rq_entries: 1024,
+        ..Default::default()
+    };
+    let r = try_or_fail!(ctx.call(NETGPU_IOC_SETUP_RINGS, &arg), "SETUP_RINGS");
+    for (name, o, n, esz, off) in [
+        ("cq", r.cq, 64u64, NetgpuCqe::SIZE as u64, NETGPU_MMAP_CQ),
+        ("rq", r.rq, 1024, NetgpuRqe::SIZE as u64, NETGPU_MMAP_RQ),
+    ] {
+        check!(
+            o.ring_entries as u64 == n && o.mmap_offset == off,
+            "{name}: {o:?}"
+        );
+        check!(
+            o.head % 4 == 0 && o.tail % 4 == 0 && o.dropped % 4 == 0,
+            "{name}: unaligned words {o:?}"
+        );
+        check!(
+            o.mmap_size % 4096 == 0 && o.entries as u64 + n * esz <= o.mmap_size,
+            "{name}: entries do not fit the mapping {o:?}"
+        );
+        let m = try_or_fail!(RingMap::new(ctx.fd(), &o), format!("mmap {name}"));
+        for w in [o.head, o.tail, o.dropped] {
+            check!(
+                m.word(w).load(std::sync::atomic::Ordering::Acquire) == 0,
+                "{name}: word at {w} not zero"
+            );
+        }
+    }
+    check!(
+        r.reserved == [0; 2] && r.__pad == 0,
+        "nonzero reserved output"
+    );
+    Outcome::Pass
+}
+
+fn setup_rings_twice() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    try_or_fail!(ctx.setup_rings(8, 8), "first SETUP_RINGS");
+    let arg = NetgpuSetupRings {
+        cq_entries: 8,
+        rq_entries: 8,
+        ..Default::default()
+    };
+    expect_rings_errno(&ctx, arg, libc::EBUSY, "rings already set up")
+}
+
+fn setup_rings_bad_entries() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let bad = [0, 3, 100, NETGPU_MAX_RING_ENTRIES * 2, u32::MAX];
+    pass!(each(bad, |n| {
+        let arg = NetgpuSetupRings {
+            cq_entries: n,
+            rq_entries: 8,
+            ..Default::default()
+        };
+        expect_rings_errno(&ctx, arg, libc::EINVAL, &format!("cq_entries {n} is not"))
+    }));
+    each(bad, |n| {
+        let arg = NetgpuSetupRings {
+            cq_entries: 8,
+            rq_entries: n,
+            ..Default::default()
+        };
+        expect_rings_errno(&ctx, arg, libc::EINVAL, &format!("rq_entries {n} is not"))
+    })
+}
+
+fn setup_rings_nonzero_flags_reserved() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let base = NetgpuSetupRings {
+        cq_entries: 8,
+        rq_entries: 8,
+        ..Default::default()
+    };
+    pass!(expect_rings_errno(
+        &ctx,
+        NetgpuSetupRings { flags: 2, ..base },
+        libc::EINVAL,
+        "flags 0x2 not zero",
+    ));
+    each(
+        [
+            NetgpuSetupRings { __pad: 1, ..base },
+            NetgpuSetupRings {
+                reserved: [1, 0],
+                ..base
+            },
+        ],
+        |arg| expect_rings_errno(&ctx, arg, libc::EINVAL, "reserved fields not zero"),
+    )
+}
+
+/// Maps `len` bytes at `off` of the context with `prot` and `flags`;
+/// expects `errno` and a dmesg line containing `reason`.
+fn expect_mmap_errno(
+    ctx: &Netgpu,
+    off: u64,
+    len: usize,
+    prot: i32,
+    flags: i32,
+    errno: i32,
+    reason: &str,
+) -> Outcome {
+    let id = try_or_fail!(context_id(ctx), "fdinfo");
+    let mut kmsg = try_or_fail!(Kmsg::open(), "/dev/kmsg");
+    // SAFETY: a new mapping at an address the kernel picks; unmapped below
+    // if it unexpectedly succeeds.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            flags,
+            ctx.fd(),
+            off as libc::off_t,
+        )
+    };
+    if p != libc::MAP_FAILED {
+        // SAFETY: the mapping just made.
+        unsafe { libc::munmap(p, len) };
+        return Outcome::Fail(format!("mmap at {off:#x} of {len} bytes succeeded"));
+    }
+    let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    check!(
+        e == errno,
+        "mmap at {off:#x}: got {}, expected {}",
+        errname(e),
+        errname(errno)
+    );
+    let want = format!("netgpu: context {id}: mmap: ");
+    let logged = kmsg.new_messages();
+    check!(
+        logged
+            .iter()
+            .any(|l| l.starts_with(&want) && l.contains(reason)),
+        "no dmesg line '{want}...{reason}...' in {logged:?}"
+    );
+    Outcome::Pass
+}
+
+const RW_PROT: i32 = libc::PROT_READ | libc::PROT_WRITE;
+
+fn mmap_before_setup() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    expect_mmap_errno(
+        &ctx,
+        NETGPU_MMAP_CQ,
+        4096,
+        RW_PROT,
+        libc::MAP_SHARED,
+        libc::ENXIO,
+        "no rings set up",
+    )
+}
+
+fn mmap_bad_requests() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let arg = NetgpuSetupRings {
+        cq_entries: 8,
+        rq_entries: 8,
+        ..Default::default()
+    };
+    let r = try_or_fail!(ctx.call(NETGPU_IOC_SETUP_RINGS, &arg), "SETUP_RINGS");
+    let sh = libc::MAP_SHARED;
+    let cq_len = r.cq.mmap_size as usize;
+    let cases: [(u64, usize, i32, i32, i32, &str); 5] = [
+        (
+            4096,
+            4096,
+            RW_PROT,
+            sh,
+            libc::EINVAL,
+            "offset 0x1000 is no ring's",
+        ),
+        (
+            NETGPU_MMAP_RQ + 4096,
+            4096,
+            RW_PROT,
+            sh,
+            libc::EINVAL,
+            "is no ring's",
+        ),
+        (
+            NETGPU_MMAP_CQ,
+            cq_len + 4096,
+            RW_PROT,
+            sh,
+            libc::EINVAL,
+            "do not fit the ring",
+        ),
+        (
+            NETGPU_MMAP_CQ,
+            cq_len,
+            RW_PROT,
+            libc::MAP_PRIVATE,
+            libc::EPERM,
+            "only shared",
+        ),
+        (
+            NETGPU_MMAP_RQ,
+            4096,
+            RW_PROT | libc::PROT_EXEC,
+            sh,
+            libc::EPERM,
+            "only shared",
+        ),
+    ];
+    each(cases, |(off, len, prot, flags, errno, reason)| {
+        expect_mmap_errno(&ctx, off, len, prot, flags, errno, reason)
+    })
+}
+
+/// Expects `errno` and a dmesg line containing `reason` for `cmd` with the
+/// encoded `arg` on `ctx`.
+fn expect_call_errno<T: Wire>(
+    ctx: &Netgpu,
+    cmd: u32,
+    arg: &T,
+    errno: i32,
+    reason: &str,
+) -> Outcome {
+    let mut buf = vec![0u8; T::SIZE];
+    arg.encode(&mut buf).expect("encode");
+    expect_errno_on(ctx, cmd, buf.as_mut_ptr(), errno, reason)
+}
+
+/// A context with a 1 MiB udmabuf region (id 1) and rings.
+fn ready_context() -> io::Result<(Netgpu, Udmabuf, CqMap, RqMap)> {
+    let ctx = Netgpu::open()?;
+    let ub = udmabuf()?;
+    ctx.import_dmabuf(ub.dmabuf.as_raw_fd())?;
+    let (cq, rq) = ctx.setup_rings(256, 256)?;
+    Ok((ctx, ub, cq, rq))
+}
+
+fn bind_unknown_region() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let arg = NetgpuBindQueue {
+        ifindex: 1,
+        region_id: 7,
+        ..Default::default()
+    };
+    expect_call_errno(
+        &ctx,
+        NETGPU_IOC_BIND_QUEUE,
+        &arg,
+        libc::ENOENT,
+        "no region 7",
+    )
+}
+
+fn bind_unknown_ifindex() -> Outcome {
+    let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
+    each([0u32, 99_999, u32::MAX], |ifindex| {
+        let arg = NetgpuBindQueue {
+            ifindex,
+            region_id: 1,
+            ..Default::default()
+        };
+        expect_call_errno(
+            &ctx,
+            NETGPU_IOC_BIND_QUEUE,
+            &arg,
+            libc::ENODEV,
+            &format!("no device with ifindex {ifindex} in the caller's network namespace"),
+        )
+    })
+}
+
+fn bind_no_queue_api() -> Outcome {
+    // The loopback device has no queue management API.
+    let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
+    let arg = NetgpuBindQueue {
+        ifindex: 1,
+        region_id: 1,
+        ..Default::default()
+    };
+    expect_call_errno(
+        &ctx,
+        NETGPU_IOC_BIND_QUEUE,
+        &arg,
+        libc::EOPNOTSUPP,
+        "ifindex 1 has no queue management API",
+    )
+}
+
+fn bind_nonzero_flags_reserved() -> Outcome {
+    let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
+    let base = NetgpuBindQueue {
+        ifindex: 1,
+        region_id: 1,
+        ..Default::default()
+    };
+    pass!(expect_call_errno(
+        &ctx,
+        NETGPU_IOC_BIND_QUEUE,
+        &NetgpuBindQueue { flags: 1, ..base },
+        libc::EINVAL,
+        "flags 0x1 not zero",
+    ));
+    each(
+        [
+            NetgpuBindQueue { __pad: 1, ..base },
+            NetgpuBindQueue {
+                reserved: [0, 9],
+                ..base
+            },
+        ],
+        |a| {
+            expect_call_errno(
+                &ctx,
+                NETGPU_IOC_BIND_QUEUE,
+                &a,
+                libc::EINVAL,
+                "reserved fields not zero",
+            )
+        },
+    )
+}
+
+fn unbind_detach_unknown() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    pass!(expect_call_errno(
+        &ctx,
+        NETGPU_IOC_UNBIND_QUEUE,
+        &NetgpuUnbindQueue {
+            binding_id: 3,
+            ..Default::default()
+        },
+        libc::ENOENT,
+        "no binding 3",
+    ));
+    pass!(expect_call_errno(
+        &ctx,
+        NETGPU_IOC_DETACH_SOCKET,
+        &NetgpuDetachSocket {
+            socket_id: 4,
+            ..Default::default()
+        },
+        libc::ENOENT,
+        "no socket 4",
+    ));
+    expect_call_errno(
+        &ctx,
+        NETGPU_IOC_GET_STATS,
+        &NetgpuStats {
+            binding_id: 5,
+            ..Default::default()
+        },
+        libc::ENOENT,
+        "no binding 5",
+    )
+}
+
+/// A private network namespace for this thread with 192.0.2.1 on its
+/// loopback device, so socket tests stay off every real address.
+fn private_netns() -> io::Result<()> {
+    // SAFETY: unshare(2) of this thread's network namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for args in [
+        &["link", "set", "lo", "up"][..],
+        &["addr", "add", "192.0.2.1/32", "dev", "lo"][..],
+    ] {
+        let st = std::process::Command::new("ip").args(args).status()?;
+        if !st.success() {
+            return Err(io::Error::other(format!("ip {args:?} failed")));
+        }
+    }
+    Ok(())
+}
+
+/// A connected TCP pair over the private loopback: (client, server side).
+fn tcp_pair() -> io::Result<(std::net::TcpStream, std::net::TcpStream)> {
+    let l = std::net::TcpListener::bind("192.0.2.1:0")?;
+    let c = std::net::TcpStream::connect(l.local_addr()?)?;
+    let (s, _) = l.accept()?;
+    Ok((c, s))
+}
+
+fn attach_bad_sockets() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let null = try_or_fail!(File::open("/dev/null"), "/dev/null");
+    let udp = try_or_fail!(std::net::UdpSocket::bind("192.0.2.1:0"), "udp");
+    let listener = try_or_fail!(std::net::TcpListener::bind("192.0.2.1:0"), "listen");
+    let cases = [
+        (-1, libc::EBADF, "fd -1 is not open".to_string()),
+        (
+            null.as_raw_fd(),
+            libc::ENOTSOCK,
+            format!("fd {} is not a socket", null.as_raw_fd()),
+        ),
+        (
+            udp.as_raw_fd(),
+            libc::EOPNOTSUPP,
+            format!("fd {} is not a plain TCP socket", udp.as_raw_fd()),
+        ),
+        (
+            listener.as_raw_fd(),
+            libc::EINVAL,
+            format!("fd {} is a listening socket", listener.as_raw_fd()),
+        ),
+    ];
+    each(cases, |(fd, errno, why)| {
+        let arg = NetgpuAttachSocket {
+            fd,
+            ..Default::default()
+        };
+        expect_call_errno(&ctx, NETGPU_IOC_ATTACH_SOCKET, &arg, errno, &why)
+    })
+}
+
+fn attach_twice_detach() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let (_c, s) = try_or_fail!(tcp_pair(), "tcp pair");
+    let id = try_or_fail!(ctx.attach_socket(s.as_raw_fd()), "attach");
+    let arg = NetgpuAttachSocket {
+        fd: s.as_raw_fd(),
+        ..Default::default()
+    };
+    pass!(expect_call_errno(
+        &ctx,
+        NETGPU_IOC_ATTACH_SOCKET,
+        &arg,
+        libc::EBUSY,
+        &format!("is attached as socket {id}"),
+    ));
+    try_or_fail!(ctx.detach_socket(id), "detach");
+    let again = try_or_fail!(ctx.attach_socket(s.as_raw_fd()), "attach after detach");
+    check!(
+        again > id,
+        "socket id {again} after {id}: ids are never reused"
+    );
+    Outcome::Pass
+}
+
+fn recv_errors() -> Outcome {
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let (_c, s) = try_or_fail!(tcp_pair(), "tcp pair");
+    let id = try_or_fail!(ctx.attach_socket(s.as_raw_fd()), "attach");
+    let arg = NetgpuRecv {
+        socket_id: id,
+        max_bytes: 4096,
+        flags: NETGPU_RECV_NONBLOCK,
+        ..Default::default()
+    };
+    pass!(expect_call_errno(
+        &ctx,
+        NETGPU_IOC_RECV,
+        &arg,
+        libc::ENXIO,
+        "no rings set up"
+    ));
+    let _rings = try_or_fail!(ctx.setup_rings(16, 16), "rings");
+    let cases = [
+        (
+            NetgpuRecv {
+                socket_id: id + 1,
+                ..arg
+            },
+            libc::ENOENT,
+            format!("no socket {}", id + 1),
+        ),
+        (
+            NetgpuRecv { flags: 6, ..arg },
+            libc::EINVAL,
+            "flags 0x6 not zero".to_string(),
+        ),
+        (
+            NetgpuRecv {
+                reserved: [1, 0],
+                ..arg
+            },
+            libc::EINVAL,
+            "reserved fields not zero".to_string(),
+        ),
+    ];
+    pass!(each(cases, |(a, errno, why)| {
+        expect_call_errno(&ctx, NETGPU_IOC_RECV, &a, errno, &why)
+    }));
+    // No data yet: EAGAIN, and not worth a dmesg line.
+    match ctx.recv(id, 4096, NETGPU_RECV_NONBLOCK) {
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Outcome::Pass,
+        r => Outcome::Fail(format!("RECV without data: {r:?}, expected EAGAIN")),
+    }
+}
+
+/// Receives `bytes` of the test stream sent over a loopback TCP pair
+/// through `ctx`, checking every completion against the memfd; returns
+/// (payload bytes, completions, EOF seen).
+fn loopback_stream(
+    ctx: &Netgpu,
+    ub: &Udmabuf,
+    cq: &mut CqMap,
+    rq: &mut RqMap,
+    bytes: usize,
+    close: bool,
+) -> Result<(u64, u32, bool), String> {
+    use std::io::Write;
+    let (mut c, s) = tcp_pair().map_err(|e| format!("tcp pair: {e}"))?;
+    let id = ctx
+        .attach_socket(s.as_raw_fd())
+        .map_err(|e| format!("attach: {e}"))?;
+    let data: Vec<u8> = (0..bytes as u64).map(netgpu_pattern).collect();
+    c.write_all(&data).map_err(|e| format!("send: {e}"))?;
+    // Kept open until the stream is read unless the test wants an EOF.
+    let keep = if close {
+        drop(c);
+        None
+    } else {
+        Some(c)
+    };
+    let map = map_memfd(ub)?;
+    let (mut pos, mut comps, mut eof) = (0u64, 0u32, false);
+    while pos < bytes as u64 || (close && !eof) {
+        let (_, n) = ctx
+            .recv(id, 1 << 20, 0)
+            .map_err(|e| format!("RECV at {pos}: {e}"))?;
+        if n == 0 && !close {
+            break;
+        }
+        while let Some(e) = cq.pop() {
+            comps += 1;
+            if e.flags & NETGPU_CQE_EOF != 0 {
+                eof = true;
+                continue;
+            }
+            if e.flags & NETGPU_CQE_COPY == 0 || e.socket_id != id || e.region_id != 1 {
+                return Err(format!("unexpected completion {e:?}"));
+            }
+            let off = e.offset as usize;
+            let got = &map[off..off + e.len as usize];
+            let want = &data[pos as usize..pos as usize + e.len as usize];
+            if got != want {
+                return Err(format!("bytes at stream offset {pos} differ ({e:?})"));
+            }
+            pos += u64::from(e.len);
+            if !rq.push(&NetgpuRqe {
+                offset: e.offset,
+                region_id: 1,
+                __pad: 0,
+            }) {
+                return Err("refill ring full".into());
+            }
+        }
+    }
+    drop(keep);
+    Ok((pos, comps, eof))
+}
+
+/// Byte `off` of the test stream (the samples' pattern).
+fn netgpu_pattern(off: u64) -> u8 {
+    let word = (off / 8).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    word.to_le_bytes()[(off % 8) as usize]
+}
+
+/// The memfd of a udmabuf, mapped read-only, as a slice.
+fn map_memfd(ub: &Udmabuf) -> Result<&'static [u8], String> {
+    // SAFETY: a new shared read-only mapping, leaked for the test's life.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            ub.size,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            ub.memfd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(format!("mmap memfd: {}", io::Error::last_os_error()));
+    }
+    // SAFETY: the mapping is `ub.size` bytes and never unmapped.
+    Ok(unsafe { std::slice::from_raw_parts(p.cast(), ub.size) })
+}
+
+fn copy_fallback_loopback() -> Outcome {
+    let (ctx, ub, mut cq, mut rq) = try_or_fail!(ready_context(), "context");
+    let bytes = 300_000;
+    let (got, comps, eof) = try_or_fail!(
+        loopback_stream(&ctx, &ub, &mut cq, &mut rq, bytes, true),
+        "stream"
+    );
+    check!(got == bytes as u64, "received {got} of {bytes}");
+    check!(eof, "no EOF completion after the peer closed");
+    // The returned buffers go back: a RECV of 0 bytes takes them.
+    let st = try_or_fail!(ctx.stats(0), "stats");
+    check!(
+        st.copy_bytes == bytes as u64 && st.zc_bytes == 0,
+        "stats {st:?}"
+    );
+    check!(comps > 0, "no completions");
+    // After the EOF the socket (id 2) reads 0 bytes and no second EOF.
+    let r = try_or_fail!(ctx.recv(2, 4096, 0), "RECV after EOF");
+    check!(r == (0, 0), "RECV after EOF gave {r:?}");
+    check!(cq.pop().is_none(), "a completion after EOF");
+    let lines = try_or_fail!(fdinfo_regions(&ctx), "fdinfo");
+    check!(
+        lines.first().is_some_and(|l| l.ends_with(" free 256")),
+        "after every buffer came back, fdinfo says {lines:?}"
+    );
+    Outcome::Pass
+}
+
+fn garbage_refill_entries() -> Outcome {
+    let (ctx, _ub, _cq, mut rq) = try_or_fail!(ready_context(), "context");
+    let (_c, s) = try_or_fail!(tcp_pair(), "tcp pair");
+    let id = try_or_fail!(ctx.attach_socket(s.as_raw_fd()), "attach");
+    let bad = [
+        NetgpuRqe {
+            offset: 0,
+            region_id: 9,
+            __pad: 0,
+        },
+        NetgpuRqe {
+            offset: 1 << 40,
+            region_id: 1,
+            __pad: 0,
+        },
+        NetgpuRqe {
+            offset: u64::MAX,
+            region_id: 1,
+            __pad: 0,
+        },
+        // Buffers user space does not hold (never completed).
+        NetgpuRqe {
+            offset: 0,
+            region_id: 1,
+            __pad: 0,
+        },
+        NetgpuRqe {
+            offset: 4096 * 5 + 7,
+            region_id: 1,
+            __pad: 0,
+        },
+    ];
+    for r in &bad {
+        check!(rq.push(r), "refill ring full");
+    }
+    try_or_fail!(ctx.recv(id, 0, 0), "RECV 0");
+    check!(
+        rq.bad_entries() == bad.len() as u32,
+        "ring drop counter {} after {} bad entries",
+        rq.bad_entries(),
+        bad.len()
+    );
+    let st = try_or_fail!(ctx.stats(0), "stats");
+    check!(
+        st.refill_errors == bad.len() as u64,
+        "refill_errors {}",
+        st.refill_errors
+    );
+    let lines = try_or_fail!(fdinfo_regions(&ctx), "fdinfo");
+    check!(
+        lines.first().is_some_and(|l| l.ends_with(" free 256")),
+        "bad entries changed the free list: {lines:?}"
+    );
+    Outcome::Pass
+}
+
+fn double_return_rejected() -> Outcome {
+    let (ctx, ub, mut cq, mut rq) = try_or_fail!(ready_context(), "context");
+    let (got, _, _) = try_or_fail!(
+        loopback_stream(&ctx, &ub, &mut cq, &mut rq, 1000, false),
+        "stream"
+    );
+    check!(got == 1000, "received {got}");
+    // The stream's buffer went back once above; returning it again (and
+    // again) is counted, and the free list is whole, not over-full.
+    for _ in 0..2 {
+        check!(
+            rq.push(&NetgpuRqe {
+                offset: 0,
+                region_id: 1,
+                __pad: 0
+            }),
+            "refill ring full"
+        );
+    }
+    try_or_fail!(ctx.recv(2, 0, 0), "RECV 0");
+    check!(rq.bad_entries() == 2, "drop counter {}", rq.bad_entries());
+    let lines = try_or_fail!(fdinfo_regions(&ctx), "fdinfo");
+    check!(
+        lines.first().is_some_and(|l| l.ends_with(" free 256")),
+        "free list after double returns: {lines:?}"
+    );
+    Outcome::Pass
+}
+
+/// The netgpu-sim device the `--sim` tests bind (4 queues, split on).
+static SIM_IF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn sim_ifindex() -> io::Result<u32> {
+    let name = SIM_IF.get().map_or("ngs1", String::as_str);
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))?
+        .trim()
+        .parse()
+        .map_err(io::Error::other)
+}
+
+/// [`expect_call_errno`] for BIND_QUEUE of `region` to `queue` of the sim.
+fn expect_bind_errno(ctx: &Netgpu, region: u32, queue: u32, errno: i32, reason: &str) -> Outcome {
+    let ifindex = try_or_fail!(sim_ifindex(), "ifindex");
+    let arg = NetgpuBindQueue {
+        ifindex,
+        queue,
+        region_id: region,
+        ..Default::default()
+    };
+    expect_call_errno(
+        ctx,
+        NETGPU_IOC_BIND_QUEUE,
+        &arg,
+        errno,
+        &reason.replace("IFX", &ifindex.to_string()),
+    )
+}
+
+/// The `netgpu-binding:` lines of the context's fdinfo.
+fn fdinfo_bindings(ctx: &Netgpu) -> io::Result<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", ctx.fd()))?;
+    Ok(s.lines()
+        .filter_map(|l| l.strip_prefix("netgpu-binding:\t"))
+        .map(str::to_string)
+        .collect())
+}
+
+fn sim_bind_unbind() -> Outcome {
+    let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
+    let ifindex = try_or_fail!(sim_ifindex(), "ifindex");
+    let b = try_or_fail!(ctx.bind_queue(ifindex, 3, 1), "BIND_QUEUE");
+    let lines = try_or_fail!(fdinfo_bindings(&ctx), "fdinfo");
+    let want = format!("{b} region 1 ifindex {ifindex} queue 3");
+    check!(
+        lines == [want.clone()],
+        "fdinfo bindings {lines:?}, expected [{want}]"
+    );
+    try_or_fail!(ctx.unbind_queue(b), "UNBIND_QUEUE");
+    let lines = try_or_fail!(fdinfo_bindings(&ctx), "fdinfo");
+    check!(lines.is_empty(), "binding left after unbind: {lines:?}");
+    // The region is free again once the queue's pools gave it back.
+    let b2 = try_or_fail!(ctx.bind_queue(ifindex, 3, 1), "BIND_QUEUE again");
+    check!(b2 > b, "binding id {b2} after {b}");
+    Outcome::Pass
+}
+
+fn sim_bind_busy() -> Outcome {
+    let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
+    let ub2 = try_or_fail!(udmabuf(), "udmabuf");
+    let (r2, _) = try_or_fail!(ctx.import_dmabuf(ub2.dmabuf.as_raw_fd()), "import");
+    let ifindex = try_or_fail!(sim_ifindex(), "ifindex");
+    try_or_fail!(ctx.bind_queue(ifindex, 3, 1), "BIND_QUEUE");
+    pass!(expect_bind_errno(
+        &ctx,
+        r2,
+        3,
+        libc::EBUSY,
+        "queue 3 of ifindex IFX has a memory provider",
+    ));
+    pass!(expect_bind_errno(
+        &ctx,
+        1,
+        2,
+        libc::EBUSY,
+        "region 1 is bound"
+    ));
+    // Another context cannot take the queue either.
+    let (other, _ub3, _cq3, _rq3) = try_or_fail!(ready_context(), "second context");
+    expect_bind_errno(
+        &other,
+        1,
+        3,
+        libc::EBUSY,
+        "queue 3 of ifindex IFX has a memory provider",
+    )
+}
+
+fn sim_bind_out_of_range() -> Outcome {
+    let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
+    each([4u32, 1000, u32::MAX], |q| {
+        expect_bind_errno(
+            &ctx,
+            1,
+            q,
+            libc::ERANGE,
+            &format!("queue {q} out of range: ifindex IFX has 4 RX queues"),
+        )
+    })
+}
+
+/// Runs `f` on a new thread, after `setup` ran there.
+fn on_thread(setup: fn() -> io::Result<()>, f: fn() -> Outcome) -> Outcome {
+    std::thread::spawn(move || match setup() {
+        Ok(()) => f(),
+        Err(e) => Outcome::Fail(format!("thread setup: {e}")),
+    })
+    .join()
+    .unwrap_or_else(|_| Outcome::Fail("thread panicked".into()))
+}
+
+/// Drops CAP_NET_ADMIN from this thread's effective set.
+fn drop_net_admin() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut h = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut d = [Data::default(); 2];
+    // SAFETY: capget with a version-3 header and two data words.
+    if unsafe { libc::syscall(libc::SYS_capget, &raw mut h, d.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    d[0].effective &= !(1 << 12);
+    // SAFETY: capset of this thread with the words read above.
+    if unsafe { libc::syscall(libc::SYS_capset, &raw mut h, d.as_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn sim_bind_unprivileged() -> Outcome {
+    on_thread(drop_net_admin, || {
+        let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
+        expect_bind_errno(
+            &ctx,
+            1,
+            3,
+            libc::EPERM,
+            "CAP_NET_ADMIN needed in the user namespace of ifindex IFX",
+        )
+    })
+}
+
+fn sim_bind_wrong_netns() -> Outcome {
+    let ifindex = try_or_fail!(sim_ifindex(), "ifindex");
+    check!(ifindex > 1, "ngs1 has ifindex {ifindex}");
+    on_thread(
+        // SAFETY: unshare(2) of this thread's network namespace.
+        || match unsafe { libc::unshare(libc::CLONE_NEWNET) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        },
+        || {
+            let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
+            let ifindex = try_or_fail!(sim_ifindex_outside(), "ifindex");
+            let arg = NetgpuBindQueue {
+                ifindex,
+                queue: 3,
+                region_id: 1,
+                ..Default::default()
+            };
+            expect_call_errno(
+                &ctx,
+                NETGPU_IOC_BIND_QUEUE,
+                &arg,
+                libc::ENODEV,
+                &format!("no device with ifindex {ifindex} in the caller's network namespace"),
+            )
+        },
+    )
+}
+
+/// The sim's ifindex, remembered before the thread left its namespace.
+fn sim_ifindex_outside() -> io::Result<u32> {
+    SIM_IFINDEX
+        .get()
+        .copied()
+        .ok_or_else(|| io::Error::other("ifindex not recorded"))
+}
+
+static SIM_IFINDEX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+fn sim_bind_hds_off() -> Outcome {
+    let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
+    expect_bind_errno(
+        &ctx,
+        1,
+        3,
+        libc::EINVAL,
+        "tcp-data-split is off on ifindex IFX",
+    )
+}
+
+fn sim_bind_hds_thresh() -> Outcome {
+    let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
+    expect_bind_errno(
+        &ctx,
+        1,
+        3,
+        libc::EINVAL,
+        "hds-thresh is 64 on ifindex IFX, not 0",
+    )
+}
+
 fn main() -> std::process::ExitCode {
     let tests: &[Test] = &[
         ("device_node_is_char_0600", device_node),
@@ -315,9 +1398,83 @@ fn main() -> std::process::ExitCode {
         ("read_only_argument_efault", read_only_argument),
         ("many_contexts", many_contexts),
         ("read_einval", not_readable_or_writable_as_file),
+        ("import_udmabuf", import_udmabuf),
+        ("import_bad_fd_ebadf", import_bad_fd),
+        ("import_not_dmabuf_einval", import_not_dmabuf),
+        (
+            "import_nonzero_flags_reserved_einval",
+            import_nonzero_flags_reserved,
+        ),
+        ("import_region_limit_enospc", import_region_limit),
+        (
+            "import_holds_dmabuf_until_close",
+            import_holds_dmabuf_until_close,
+        ),
+        ("setup_rings", setup_rings),
+        ("setup_rings_twice_ebusy", setup_rings_twice),
+        ("setup_rings_bad_entries_einval", setup_rings_bad_entries),
+        (
+            "setup_rings_nonzero_flags_reserved_einval",
+            setup_rings_nonzero_flags_reserved,
+        ),
+        ("mmap_before_setup_enxio", mmap_before_setup),
+        ("mmap_bad_requests", mmap_bad_requests),
+        ("bind_unknown_region_enoent", bind_unknown_region),
+        ("bind_unknown_ifindex_enodev", bind_unknown_ifindex),
+        ("bind_no_queue_api_eopnotsupp", bind_no_queue_api),
+        (
+            "bind_nonzero_flags_reserved_einval",
+            bind_nonzero_flags_reserved,
+        ),
+        ("unbind_detach_stats_unknown_enoent", unbind_detach_unknown),
+        ("attach_bad_sockets", attach_bad_sockets),
+        ("attach_twice_ebusy_detach", attach_twice_detach),
+        ("recv_errors", recv_errors),
+        ("copy_fallback_loopback", copy_fallback_loopback),
+        ("garbage_refill_entries_counted", garbage_refill_entries),
+        ("double_return_rejected", double_return_rejected),
     ];
     if !std::path::Path::new(DEVICE).exists() {
         println!("TAP version 13\n1..0 # SKIP {DEVICE} missing: netgpu.ko not loaded");
+        return std::process::ExitCode::from(4);
+    }
+    // `--sim IFNAME [TEST]`: the cases that need a netgpu-sim device, run by
+    // netgpu_rx.sh in the device's namespace; TEST picks one of them.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, ifname, rest @ ..] = &args[..] {
+        if flag == "--sim" {
+            let _ = SIM_IF.set(ifname.clone());
+            if let Ok(i) = sim_ifindex() {
+                let _ = SIM_IFINDEX.set(i);
+            }
+            let sim: &[Test] = &[
+                ("bind_unbind", sim_bind_unbind),
+                ("bind_busy_ebusy", sim_bind_busy),
+                ("bind_out_of_range_erange", sim_bind_out_of_range),
+                ("bind_unprivileged_eperm", sim_bind_unprivileged),
+                ("bind_wrong_netns_enodev", sim_bind_wrong_netns),
+            ];
+            let extra: &[Test] = &[
+                ("bind_hds_off_einval", sim_bind_hds_off),
+                ("bind_hds_thresh_einval", sim_bind_hds_thresh),
+            ];
+            return match rest {
+                [] => ktap::run(sim),
+                [one] => match extra.iter().chain(sim).find(|t| t.0 == one.as_str()) {
+                    Some(t) => ktap::run(std::slice::from_ref(t)),
+                    None => {
+                        eprintln!("no test {one}");
+                        std::process::ExitCode::FAILURE
+                    }
+                },
+                _ => std::process::ExitCode::FAILURE,
+            };
+        }
+    }
+    // Socket tests talk over 192.0.2.1 on the loopback device of a network
+    // namespace of their own.
+    if let Err(e) = private_netns() {
+        println!("TAP version 13\n1..0 # SKIP no private network namespace: {e}");
         return std::process::ExitCode::from(4);
     }
     ktap::run(tests)
