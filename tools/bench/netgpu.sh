@@ -27,13 +27,23 @@ t=$(mktemp -d)
 insmod "$KO"
 pair_up
 $B ethtool -K ngs1 ntuple on
-$B ethtool -X ngs1 equal 3
 sleep 1
 
-# run LABEL PORT RECEIVER...: one transfer of BYTES to 2001:db8::2 PORT
+# split_on: header/data split on with threshold 0 and RSS on queues 0-2,
+# as netgpu needs (ncdevmem changes the device settings as it goes)
+split_on() {
+	# shellcheck disable=SC2046
+	$B $YNL $(ynl_spec ethtool) --do rings-set \
+		--json '{"header": {"dev-name": "ngs1"}, "tcp-data-split": "enabled", "hds-thresh": 0}' >/dev/null
+	$B ethtool -X ngs1 equal 3
+}
+
+# run LABEL PORT RECEIVER...: one transfer of BYTES to 2001:db8::2 PORT,
+# each from the same device settings
 run() {
 	local label=$1 port=$2 s0 s1 rc
 	shift 2
+	split_on
 	s0=$(softirq)
 	/usr/bin/time -f "%e %U %S" -o "$t/rx" "$@" >"$t/$label.out" 2>&1 &
 	local rx=$!
@@ -62,7 +72,6 @@ echo "netgpu benchmark: one TCP stream of $BYTES bytes over netgpu-sim, $(nproc)
 run copy 5311 $B netgpu_recv ngs1 3 2001:db8::2 5311 --copy-baseline --no-verify
 # ncdevmem binds the last queue (3) and adds its own 5-tuple rule.
 run devmem 5312 $B "$NCDEVMEM" -l -f ngs1 -s 2001:db8::2 -c 2001:db8::1 -p 5312
-$B ethtool -X ngs1 equal 3
 run netgpu 5313 $B netgpu_recv ngs1 3 2001:db8::2 5313 --no-verify --expect zc
 sed -n 's/^received/netgpu:  received/p' "$t/netgpu.out"
 awk '{ mbs[$1] = $2; cpu[$1] = $3 }

@@ -18,7 +18,7 @@ log=$(mktemp -d)
 port=5300
 
 echo "TAP version 13"
-echo "1..23"
+echo "1..24"
 
 # wait_bound PID: wait until the netgpu context of process PID has bound a
 # queue (at most 30 s)
@@ -93,6 +93,9 @@ stream zero_copy_1_byte 1 --expect zc
 stream zero_copy_4KiB 4096 --expect zc
 stream zero_copy_1MiB 1048576 --expect zc
 stream zero_copy_64MiB 67108864 --expect zc
+# A stream far larger than the region: every buffer is reused many times
+# through the refill ring.
+stream zero_copy_1GiB 1073741824 --expect zc
 stream zero_copy_vgem_1MiB 1048576 --mem vgem --expect zc
 # Without the steering rule the flow hashes to queues 0-2, which have no
 # binding: every byte comes through the copy fallback, still verified.
