@@ -203,6 +203,15 @@ impl RingMap {
 
     fn read(&self, off: usize, dst: &mut [u8]) {
         assert!(off + dst.len() <= self.len);
+        if off.is_multiple_of(8) && dst.len().is_multiple_of(8) {
+            for (i, w) in dst.chunks_exact_mut(8).enumerate() {
+                // SAFETY: in bounds (checked above) and 8-aligned in the
+                // page-aligned mapping.
+                let v = unsafe { self.ptr.add(off + 8 * i).cast::<u64>().read_volatile() };
+                w.copy_from_slice(&v.to_ne_bytes());
+            }
+            return;
+        }
         for (i, b) in dst.iter_mut().enumerate() {
             // SAFETY: in bounds (checked above) of the live mapping.
             *b = unsafe { self.ptr.add(off + i).read_volatile() };
@@ -211,6 +220,21 @@ impl RingMap {
 
     fn write(&self, off: usize, src: &[u8]) {
         assert!(off + src.len() <= self.len);
+        if off.is_multiple_of(8) && src.len().is_multiple_of(8) {
+            for (i, w) in src.chunks_exact(8).enumerate() {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(w);
+                // SAFETY: in bounds (checked above) and 8-aligned in the
+                // page-aligned mapping.
+                unsafe {
+                    self.ptr
+                        .add(off + 8 * i)
+                        .cast::<u64>()
+                        .write_volatile(u64::from_ne_bytes(b))
+                };
+            }
+            return;
+        }
         for (i, b) in src.iter().enumerate() {
             // SAFETY: in bounds (checked above) of the live mapping.
             unsafe { self.ptr.add(off + i).write_volatile(*b) };
