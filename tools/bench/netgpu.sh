@@ -20,9 +20,8 @@
 . "$(dirname "$0")/../testing/selftests/netgpu/sim_lib.sh" >/dev/null
 BYTES=${NETGPU_BENCH_BYTES:-268435456}
 NCDEVMEM=${NETGPU_NCDEVMEM:-}
-hz=$(getconf CLK_TCK)
-softirq() { awk '/^cpu / { print $8 }' /proc/stat; }
-t=$(mktemp -d)
+# shellcheck source=tools/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 insmod "$KO"
 pair_up
@@ -41,26 +40,16 @@ split_on() {
 # run LABEL PORT RECEIVER...: one transfer of BYTES to 2001:db8::2 PORT,
 # each from the same device settings
 run() {
-	local label=$1 port=$2 s0 s1 rc
+	local label=$1 port=$2
 	shift 2
 	split_on
-	s0=$(softirq)
-	/usr/bin/time -f "%e %U %S" -o "$t/rx" "$@" >"$t/$label.out" 2>&1 &
-	local rx=$!
-	sleep 1.5
-	/usr/bin/time -f "%e %U %S" -o "$t/tx" $A netgpu_traffic send tcp 2001:db8::2 "$port" \
-		"$BYTES" --from "[2001:db8::1]:$port" >/dev/null 2>&1
-	wait $rx
-	rc=$?
-	s1=$(softirq)
+	timed "$label" "$port" 2001:db8::2 2001:db8::1 "$@"
 	if [ "$rc" -ne 0 ]; then
 		echo "$label: receiver failed (exit $rc): $(tail -3 "$t/$label.out")"
 		return
 	fi
-	read -r el _ _ <"$t/tx"
-	read -r _ ru rs <"$t/rx"
 	awk -v l="$label" -v b="$BYTES" -v el="$el" -v ru="$ru" -v rs="$rs" \
-		-v si=$((s1 - s0)) -v hz="$hz" 'BEGIN {
+		-v si="$si" -v hz="$hz" 'BEGIN {
 		mbs = b / el / 1e6; gb = b / 1e9; cpu = (ru + rs + si / hz) / gb
 		printf "%-8s %7.3f Gbit/s  rx CPU %7.2f s/GB (proc %.2f + softirq %.2f)\n",
 			l, mbs * 8 / 1000, cpu, (ru + rs) / gb, si / hz / gb

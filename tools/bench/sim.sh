@@ -25,9 +25,8 @@
 . "$(dirname "$0")/../testing/selftests/netgpu/sim_lib.sh" >/dev/null
 BYTES=${NETGPU_BENCH_BYTES:-268435456}
 NCDEVMEM=${NETGPU_NCDEVMEM:-}
-hz=$(getconf CLK_TCK)
-softirq() { awk '/^cpu / { print $8 }' /proc/stat; }
-t=$(mktemp -d)
+# shellcheck source=tools/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 insmod "$KO"
 pair_up
@@ -38,19 +37,9 @@ sleep 1
 run() {
 	local label=$1 copies=$2 dst=$3 src=${3%::2}::1
 	shift 3
-	local s0 s1
-	s0=$(softirq)
-	/usr/bin/time -f "%e %U %S" -o "$t/rx" "$@" >"$t/rx.out" 2>&1 &
-	local rx=$!
-	sleep 1.5
-	/usr/bin/time -f "%e %U %S" -o "$t/tx" $A netgpu_traffic send tcp "$dst" 5301 \
-		"$BYTES" --from "[$src]:5301" >/dev/null 2>&1
-	wait $rx
-	s1=$(softirq)
-	read -r el _ _ <"$t/tx"
-	read -r _ ru rs <"$t/rx"
+	timed "$label" 5301 "$dst" "$src" "$@"
 	awk -v l="$label" -v b="$BYTES" -v el="$el" -v ru="$ru" -v rs="$rs" \
-		-v si=$(((s1 - s0))) -v hz="$hz" -v c="$copies" -v m="$memcpy" 'BEGIN {
+		-v si="$si" -v hz="$hz" -v c="$copies" -v m="$memcpy" 'BEGIN {
 		mbs = b / el / 1e6; gb = b / 1e9; cpu = (ru + rs + si / hz) / gb
 		ceil = m / c
 		printf "%-10s %9.1f MB/s %7.2f Gbit/s  rx CPU %6.2f s/GB (proc %.2f + softirq %.2f)  ceiling %7.1f MB/s (%d copies)  ratio %.2f\n",

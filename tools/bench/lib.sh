@@ -1,0 +1,31 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Shared by the benchmarks (sourced after sim_lib.sh): one timed transfer.
+# Needs BYTES, and $A (the sender's namespace) from sim_lib.sh.
+
+hz=$(getconf CLK_TCK)
+softirq() { awk '/^cpu / { print $8 }' /proc/stat; }
+t=$(mktemp -d)
+
+# timed LABEL PORT DST SRC RECEIVER...: start RECEIVER (output in
+# $t/LABEL.out), send BYTES of the test stream from SRC to DST PORT, wait for
+# the receiver. Sets rc (the receiver's exit status), el (the sender's
+# elapsed seconds), ru/rs (the receiver's user/system seconds) and si (the
+# softirq ticks the whole VM spent meanwhile, where NAPI runs).
+timed() {
+	local label=$1 port=$2 dst=$3 src=$4 s0 s1 rx
+	shift 4
+	s0=$(softirq)
+	/usr/bin/time -f "%e %U %S" -o "$t/rx" "$@" >"$t/$label.out" 2>&1 &
+	rx=$!
+	sleep 1.5
+	/usr/bin/time -f "%e %U %S" -o "$t/tx" $A netgpu_traffic send tcp "$dst" "$port" \
+		"$BYTES" --from "[$src]:$port" >/dev/null 2>&1
+	wait $rx
+	rc=$?
+	s1=$(softirq)
+	si=$((s1 - s0))
+	read -r el _ _ <"$t/tx"
+	read -r _ ru rs <"$t/rx"
+}
