@@ -489,7 +489,10 @@ fn recv(call: &Call<'_>) -> Result<isize> {
         if state.rings.is_none() {
             return Err(call.reject(ENXIO, format_args!("no rings set up")));
         }
-        recv::drain_refill(&mut state);
+        // With bytes to receive, the loop below takes the refill ring back.
+        if max == 0 {
+            recv::drain_refill(&mut state);
+        }
         let sock = state.socket(id).map(|a| a.sock.clone());
         sock.ok_or_else(|| call.reject(ENOENT, format_args!("no socket {id}")))?
     };
