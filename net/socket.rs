@@ -1,18 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! TCP sockets attached to a context, and the `tcp_read_sock` glue.
+//! TCP sockets attached to a context, the `tcp_read_sock` glue, and
+//! watches on their wait queues.
 //!
 //! C headers: [`include/net/sock.h`](srctree/include/net/sock.h),
-//! [`include/net/tcp.h`](srctree/include/net/tcp.h).
+//! [`include/net/tcp.h`](srctree/include/net/tcp.h),
+//! [`include/linux/wait.h`](srctree/include/linux/wait.h).
 
-use core::ptr::NonNull;
+use core::{
+    ffi::{c_int, c_uint, c_void},
+    ptr::NonNull,
+};
 
 use kernel::{
     bindings,
     fs::{File, LocalFile},
     prelude::*,
-    sync::aref::ARef,
+    sync::{aref::ARef, poll::PollCondVar, Arc},
+    types::Opaque,
 };
+use pin_init::pin_init_from_closure;
 
 use super::skb::Skb;
 
@@ -97,6 +104,26 @@ impl Socket {
         SockLock(self)
     }
 
+    /// The `EPOLL*` events ready on the socket now, as `poll()` on it
+    /// would return them.
+    pub(crate) fn poll(&self) -> u32 {
+        // SAFETY: the socket and its file are alive; without a poll table
+        // `tcp_poll()` only reports, without locks.
+        unsafe {
+            bindings::tcp_poll(
+                self.file.as_ptr(),
+                self.sock.as_ptr(),
+                core::ptr::null_mut(),
+            )
+        }
+    }
+
+    /// Whether a receive would not block: data, the end of the stream or
+    /// an error is pending.
+    pub(crate) fn readable(&self) -> bool {
+        self.poll() & READABLE != 0
+    }
+
     /// The receive timeout (`SO_RCVTIMEO`), in jiffies.
     pub(crate) fn rcvtimeo(&self) -> i64 {
         // SAFETY: the sock is alive; a racy read of a `long` is harmless.
@@ -139,17 +166,8 @@ impl SockLock<'_> {
     /// Whether the peer will send no more data.
     pub(crate) fn rcv_shutdown(&self) -> bool {
         // `tcp_poll()` reads `sk_shutdown`, which Rust cannot (see
-        // `Socket::from_fd`); without a poll table it only reports.
-        // SAFETY: the socket and its file are alive.
-        let mask = unsafe {
-            bindings::tcp_poll(
-                self.0.file.as_ptr(),
-                self.0.sock.as_ptr(),
-                core::ptr::null_mut(),
-            )
-        };
-        // EPOLLRDHUP, which bindgen cannot expand, has the value of POLLRDHUP.
-        mask & bindings::POLLRDHUP != 0
+        // `Socket::from_fd`).
+        self.0.poll() & bindings::POLLRDHUP != 0
     }
 
     /// Whether the connection is closed (or never was open).
@@ -214,4 +232,148 @@ unsafe extern "C" fn actor<R: Receiver>(
         }
         Err(e) => e.to_errno(),
     }
+}
+
+/// The `EPOLL*` events that make a socket readable. bindgen cannot expand
+/// the `EPOLL*` constants; the `POLL*` ones have the same values.
+const READABLE: u32 = bindings::POLLIN
+    | bindings::POLLPRI
+    | bindings::POLLERR
+    | bindings::POLLHUP
+    | bindings::POLLRDNORM
+    | bindings::POLLRDHUP;
+
+/// A wait queue entry on a socket that notifies a [`PollCondVar`] whenever
+/// the socket may have become readable (data, end of stream, an error, a
+/// state change), as vhost watches its backend's sockets. It lets `poll()`
+/// on one file report the readiness of many sockets, without that file's
+/// waiters ever being queued on (and outliving) a socket's wait queue.
+///
+/// # Invariants
+///
+/// From initialisation until drop, `entry` is queued on `whead`, the wait
+/// queue of `sock` (alive while `sock` is), and its `private` is the
+/// address of `cv`'s condition variable.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Watch {
+    #[pin]
+    entry: Opaque<bindings::wait_queue_entry>,
+    whead: NonNull<bindings::wait_queue_head>,
+    sock: Arc<Socket>,
+    cv: Arc<PollCondVar>,
+}
+
+// SAFETY: `whead` is only used to dequeue `entry`, which the wait queue's
+// own lock serialises; the other fields are `Send`.
+unsafe impl Send for Watch {}
+// SAFETY: `&Watch` gives no access to `entry` or `whead`.
+unsafe impl Sync for Watch {}
+
+/// The poll table `Watch::new` passes to `tcp_poll()`, which hands it to
+/// [`queue_entry`] with the socket's wait queue.
+#[repr(C)]
+struct Registrar {
+    /// First, so that the table's address is the registrar's.
+    pt: bindings::poll_table_struct,
+    entry: *mut bindings::wait_queue_entry,
+    whead: *mut bindings::wait_queue_head,
+}
+
+impl Watch {
+    /// Watches `sock` for readability, notifying `cv`.
+    pub(crate) fn new(sock: Arc<Socket>, cv: Arc<PollCondVar>) -> impl PinInit<Self, Error> {
+        let init = move |slot: *mut Self| {
+            // SAFETY: `slot` is valid for writes and pinned.
+            let entry = unsafe { Opaque::cast_into(&raw const (*slot).entry) };
+            // SAFETY: `entry` is valid for writes; `init_wait_entry()`
+            // initialises all of it, then the callback and its argument are
+            // set. `cv` points to the condition variable the watch keeps.
+            unsafe {
+                bindings::init_wait_entry(entry, 0);
+                (*entry).func = Some(wake);
+                (*entry).private = Arc::as_ptr(&cv).cast_mut().cast();
+            }
+            let mut reg = Registrar {
+                pt: bindings::poll_table_struct {
+                    _qproc: Some(queue_entry),
+                    _key: !0,
+                },
+                entry,
+                whead: core::ptr::null_mut(),
+            };
+            // SAFETY: the socket and its file are alive; `reg` outlives the
+            // call and `queue_entry` expects it.
+            unsafe { bindings::tcp_poll(sock.file.as_ptr(), sock.sock.as_ptr(), &mut reg.pt) };
+            // `tcp_poll()` always waits on the socket's queue.
+            let whead = NonNull::new(reg.whead).ok_or(EINVAL)?;
+            // SAFETY: `slot` is valid for writes; the entry is queued on
+            // `whead` and `cv`, whose address it holds, moves in with it.
+            // INVARIANT: see above.
+            unsafe {
+                (&raw mut (*slot).whead).write(whead);
+                (&raw mut (*slot).sock).write(sock);
+                (&raw mut (*slot).cv).write(cv);
+            }
+            Ok(())
+        };
+        // SAFETY: `init` initialises every field or, failing, leaves nothing
+        // queued or owned behind; it does not move `slot`.
+        unsafe { pin_init_from_closure(init) }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Watch {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: by the type invariants the entry is queued on `whead`,
+        // alive with `sock`. Once dequeued, under the queue's lock, no
+        // wakeup runs `wake` for it any more, so `cv` may go.
+        unsafe { bindings::remove_wait_queue(self.whead.as_ptr(), self.entry.get()) };
+    }
+}
+
+/// The `poll_queue_proc` of [`Registrar`]: queues the watch's entry on the
+/// socket's wait queue.
+///
+/// # Safety
+///
+/// `pt` is the table of a live [`Registrar`], `whead` a live wait queue.
+unsafe extern "C" fn queue_entry(
+    _file: *mut bindings::file,
+    whead: *mut bindings::wait_queue_head,
+    pt: *mut bindings::poll_table_struct,
+) {
+    // SAFETY: `pt` is the first field of a `Registrar` (`repr(C)`).
+    let reg = unsafe { &mut *pt.cast::<Registrar>() };
+    if !reg.whead.is_null() {
+        // TCP has one wait queue; a second would not be watched.
+        return;
+    }
+    reg.whead = whead;
+    // SAFETY: the entry is initialised and not queued; `whead` is alive.
+    unsafe { bindings::add_wait_queue(whead, reg.entry) };
+}
+
+/// The wake function of a [`Watch`]'s entry, called with the socket's wait
+/// queue lock held, possibly in softirq context.
+///
+/// # Safety
+///
+/// `entry` is the entry of a live [`Watch`].
+unsafe extern "C" fn wake(
+    entry: *mut bindings::wait_queue_entry,
+    _mode: c_uint,
+    _sync: c_int,
+    key: *mut c_void,
+) -> c_int {
+    // The key is the `EPOLL*` mask of the wakeup, or 0 for any event.
+    let mask = key as usize as u32;
+    if mask != 0 && mask & READABLE == 0 {
+        return 0;
+    }
+    // SAFETY: by the invariants of `Watch`, `private` is the condition
+    // variable the watch holds while its entry is queued.
+    let cv = unsafe { &*(*entry).private.cast::<PollCondVar>() };
+    cv.notify_all();
+    0
 }

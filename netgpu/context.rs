@@ -6,10 +6,12 @@
 //! to the file is dropped. Contexts are numbered in creation order; the
 //! number names the context in dmesg lines and in `/proc/<pid>/fdinfo`.
 //!
-//! Locking: [`Context::state`] is a mutex taken by ioctls and fdinfo; it is
-//! the outermost lock of netgpu, taken before socket locks. Nothing copies
-//! to or from user memory under it (a fault takes the mm's lock, under which
-//! mmap() runs), and mmap() does not take it.
+//! Locking: [`Context::state`] is a mutex taken by ioctls, poll() and
+//! fdinfo; it is the outermost lock of netgpu, taken before socket locks.
+//! Nothing copies to or from user memory under it (a fault takes the mm's
+//! lock, under which mmap() runs), and mmap() does not take it. Socket
+//! wakeups notify [`Context::events`] under the socket's wait queue lock
+//! and take no lock of netgpu.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,11 +19,14 @@ use kernel::{
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceRegistration},
     mm::virt::{flags as vm_flags, VmaNew},
-    new_mutex,
+    new_mutex, new_poll_condvar,
     prelude::*,
     seq_file::SeqFile,
     seq_print,
-    sync::{Arc, Mutex, SetOnce},
+    sync::{
+        poll::{PollCondVar, PollTable},
+        Arc, Mutex, SetOnce,
+    },
 };
 
 use super::{
@@ -32,7 +37,7 @@ use super::{
     ring::Rings,
     ringmem::{self, RingMem},
 };
-use crate::net::socket::Socket;
+use crate::net::socket::{Socket, Watch};
 use crate::uapi;
 
 /// Source of context ids; the first context is 1.
@@ -50,6 +55,9 @@ pub(crate) struct Context {
     /// reaches it without [`Context::state`], which it could not take
     /// under the mm's lock.
     pub(crate) ring_mem: SetOnce<(Arc<RingMem>, Arc<RingMem>)>,
+    /// Notified when an attached socket may have become readable; poll()
+    /// waits on it.
+    pub(crate) events: Arc<PollCondVar>,
 }
 
 /// A socket attached to a context.
@@ -58,6 +66,8 @@ pub(crate) struct Attached {
     pub(crate) id: u32,
     /// The socket.
     pub(crate) sock: Arc<Socket>,
+    /// Notifies [`Context::events`] of the socket's readiness.
+    pub(crate) _watch: Pin<KBox<Watch>>,
     /// Whether the end-of-stream completion was posted.
     pub(crate) eof_posted: bool,
 }
@@ -138,6 +148,7 @@ impl MiscDevice for Context {
                 id,
                 state <- new_mutex!(State::default()),
                 ring_mem: SetOnce::new(),
+                events: Arc::pin_init(new_poll_condvar!("netgpu_context::events"), GFP_KERNEL)?,
             }),
             GFP_KERNEL,
         )
@@ -149,6 +160,19 @@ impl MiscDevice for Context {
 
     fn ioctl(ctx: Pin<&Context>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         ioctl::dispatch(&ctx, cmd, arg)
+    }
+
+    /// Readable (`EPOLLIN`) while a `NETGPU_IOC_RECV` on some attached
+    /// socket would not block, as poll() on that socket would say.
+    fn poll(ctx: Pin<&Context>, file: &File, table: &PollTable<'_>) -> u32 {
+        table.register_wait(file, &ctx.events);
+        let state = ctx.state.lock();
+        if state.sockets.iter().any(|a| a.sock.readable()) {
+            // EPOLLIN | EPOLLRDNORM
+            kernel::bindings::POLLIN | kernel::bindings::POLLRDNORM
+        } else {
+            0
+        }
     }
 
     fn mmap(ctx: Pin<&Context>, _file: &File, vma: &VmaNew) -> Result {

@@ -28,7 +28,7 @@ use crate::{
     dmabuf::DmaBuf,
     net::{
         netdev::{NetDevRef, QueueBusy},
-        socket::Socket,
+        socket::{Socket, Watch},
     },
     uapi::{
         self, ioc, NetgpuAttachSocket, NetgpuBindQueue, NetgpuDetachSocket, NetgpuImportDmabuf,
@@ -46,7 +46,8 @@ const MAX_STRUCT_SIZE: usize = 256;
 pub(crate) const FEATURES: u64 = uapi::NETGPU_FEATURE_DMABUF
     | uapi::NETGPU_FEATURE_RINGS
     | uapi::NETGPU_FEATURE_BIND_QUEUE
-    | uapi::NETGPU_FEATURE_TCP_RECV;
+    | uapi::NETGPU_FEATURE_TCP_RECV
+    | uapi::NETGPU_FEATURE_POLL;
 
 /// A command of the ABI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -445,14 +446,21 @@ fn attach_socket(call: &Call<'_>) -> Result<isize> {
     }
     let id = state.next_id()?;
     let sock = Arc::new(sock, GFP_KERNEL)?;
+    let watch = KBox::pin_init(
+        Watch::new(sock.clone(), call.ctx.events.clone()),
+        GFP_KERNEL,
+    )?;
     state.sockets.push(
         Attached {
             id,
             sock,
+            _watch: watch,
             eof_posted: false,
         },
         GFP_KERNEL,
     )?;
+    // Data may have come before the watch.
+    call.ctx.events.notify_all();
     drop(state);
     req.socket_id = id;
     if let Err(e) = call.write(&req) {

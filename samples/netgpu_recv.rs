@@ -396,6 +396,10 @@ fn run(o: &Opts) -> Result<String, String> {
                     .ok_or_else(|| format!("completion for unknown socket: {c:?}"))?;
                 if c.flags & NETGPU_CQE_EOF != 0 {
                     s.3 = true;
+                    // A socket at its end stays readable: detached, it no
+                    // longer wakes poll() below.
+                    ctx.detach_socket(s.0)
+                        .map_err(|e| format!("DETACH_SOCKET {}: {e}", s.0))?;
                     continue;
                 }
                 if c.region_id != region {
@@ -430,8 +434,24 @@ fn run(o: &Opts) -> Result<String, String> {
                 }
             }
         }
-        if idle {
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        if idle && streams.iter().any(|s| !s.3) {
+            // Sleep until some attached socket is readable.
+            let mut p = libc::pollfd {
+                fd: ctx.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            match unsafe { libc::poll(&mut p, 1, 60_000) } {
+                0 => return Err("no socket became readable in 60 s".into()),
+                n if n < 0 => {
+                    return Err(format!(
+                        "poll on the context: {}",
+                        std::io::Error::last_os_error()
+                    ))
+                }
+                _ => (),
+            }
         }
     }
     let peer = peer.map_or_else(String::new, |p| p.to_string());

@@ -28,8 +28,10 @@ pub const NETGPU_FEATURE_RINGS: u64 = 1 << 2;
 pub const NETGPU_FEATURE_BIND_QUEUE: u64 = 1 << 3;
 /// TCP socket receive.
 pub const NETGPU_FEATURE_TCP_RECV: u64 = 1 << 4;
+/// poll() on the context.
+pub const NETGPU_FEATURE_POLL: u64 = 1 << 5;
 /// All feature bits this ABI version defines.
-pub const NETGPU_FEATURES_KNOWN: u64 = (1 << 5) - 1;
+pub const NETGPU_FEATURES_KNOWN: u64 = (1 << 6) - 1;
 
 /// The `_IOC_*` encoding of `include/uapi/asm-generic/ioctl.h` (x86, arm64).
 pub mod ioc {

@@ -48,9 +48,11 @@
 #define NETGPU_FEATURE_BIND_QUEUE	_BITULL(3)
 /* TCP socket receive, NETGPU_IOC_ATTACH_SOCKET and NETGPU_IOC_RECV. */
 #define NETGPU_FEATURE_TCP_RECV		_BITULL(4)
+/* poll() on the context: readable while a NETGPU_IOC_RECV would not block. */
+#define NETGPU_FEATURE_POLL		_BITULL(5)
 
 /* All feature bits this header defines. */
-#define NETGPU_FEATURES_KNOWN		(_BITULL(5) - 1)
+#define NETGPU_FEATURES_KNOWN		(_BITULL(6) - 1)
 
 /**
  * struct netgpu_info - argument of %NETGPU_IOC_GET_INFO
@@ -417,7 +419,9 @@ struct netgpu_recv {
  * context's first region and completed with %NETGPU_CQE_COPY. When the
  * peer has closed the stream and all data is completed, one completion
  * with %NETGPU_CQE_EOF and length 0 is posted, once. Waits for data unless
- * %NETGPU_RECV_NONBLOCK is set, up to the socket's SO_RCVTIMEO.
+ * %NETGPU_RECV_NONBLOCK is set, up to the socket's SO_RCVTIMEO. poll() on
+ * the context reports EPOLLIN while a receive on some attached socket would
+ * not block (%NETGPU_FEATURE_POLL).
  *
  * Errors: ENOENT (no socket @socket_id), ENXIO (no rings set up), EAGAIN
  * (no data, with %NETGPU_RECV_NONBLOCK or after SO_RCVTIMEO), ENOSPC (the

@@ -14,6 +14,7 @@ const FEATURE_NAMES: &[(u64, &str)] = &[
     (NETGPU_FEATURE_RINGS, "rings"),
     (NETGPU_FEATURE_BIND_QUEUE, "bind-queue"),
     (NETGPU_FEATURE_TCP_RECV, "tcp-recv"),
+    (NETGPU_FEATURE_POLL, "poll"),
 ];
 
 fn usage() -> ExitCode {

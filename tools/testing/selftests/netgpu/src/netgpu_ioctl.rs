@@ -1160,6 +1160,147 @@ fn double_return_rejected() -> Outcome {
     Outcome::Pass
 }
 
+/// poll() on `fd` for `POLLIN` for up to `ms` milliseconds; the events.
+fn poll_in(fd: i32, ms: i32) -> io::Result<i16> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    match unsafe { libc::poll(&mut p, 1, ms) } {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        _ => Ok(p.revents),
+    }
+}
+
+/// An edge-triggered epoll instance watching `fd` for `EPOLLIN`.
+struct Epoll(std::os::fd::OwnedFd);
+
+impl Epoll {
+    fn new(fd: i32) -> io::Result<Self> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain syscall.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `ep` is a new fd this owns.
+        let ep = Epoll(unsafe { std::os::fd::OwnedFd::from_raw_fd(ep) });
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: 7,
+        };
+        // SAFETY: valid fds and event.
+        if unsafe { libc::epoll_ctl(ep.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ep)
+    }
+
+    /// The number of events within `ms` milliseconds.
+    fn wait(&self, ms: i32) -> io::Result<i32> {
+        let mut ev = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        // SAFETY: `ev` has room for 4 events.
+        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), ev.as_mut_ptr(), 4, ms) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n)
+    }
+}
+
+/// Receives what the socket has and hands the buffers back.
+fn drain_socket(ctx: &Netgpu, cq: &mut CqMap, rq: &mut RqMap, id: u32) -> io::Result<(u64, u32)> {
+    let r = ctx.recv(id, 1 << 20, NETGPU_RECV_NONBLOCK)?;
+    while let Some(e) = cq.pop() {
+        if e.flags & NETGPU_CQE_EOF == 0 {
+            rq.push(&NetgpuRqe {
+                offset: e.offset,
+                region_id: e.region_id,
+                __pad: 0,
+            });
+        }
+    }
+    Ok(r)
+}
+
+fn poll_readiness() -> Outcome {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let (ctx, _ub, mut cq, mut rq) = try_or_fail!(ready_context(), "context");
+    let fd = ctx.fd();
+    check!(
+        try_or_fail!(poll_in(fd, 0), "poll") == 0,
+        "readable without sockets"
+    );
+    let (mut c, s) = try_or_fail!(tcp_pair(), "tcp pair");
+    let id = try_or_fail!(ctx.attach_socket(s.as_raw_fd()), "attach");
+    let ep = try_or_fail!(Epoll::new(fd), "epoll");
+    check!(
+        try_or_fail!(poll_in(fd, 0), "poll") == 0,
+        "readable before the peer sent anything"
+    );
+    check!(try_or_fail!(ep.wait(0), "epoll_wait") == 0, "an early edge");
+    // Data arriving while poll() sleeps wakes it: the socket's wakeup
+    // reaches the context's wait queue.
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        c.write_all(b"hello").map(|()| c)
+    });
+    let t0 = Instant::now();
+    let r = poll_in(fd, 10_000);
+    let took = t0.elapsed();
+    let mut c = match t.join() {
+        Ok(Ok(c)) => c,
+        _ => return Outcome::Fail("the sender thread failed".into()),
+    };
+    let r = try_or_fail!(r, "poll");
+    check!(
+        r & libc::POLLIN != 0 && took < Duration::from_secs(5),
+        "poll gave {r:#x} after {took:?} for data sent after 300 ms"
+    );
+    check!(
+        try_or_fail!(ep.wait(1000), "epoll_wait") == 1,
+        "no epoll edge for the data"
+    );
+    check!(
+        try_or_fail!(ep.wait(0), "epoll_wait") == 0,
+        "a second edge without new data"
+    );
+    let got = try_or_fail!(drain_socket(&ctx, &mut cq, &mut rq, id), "RECV");
+    check!(got.0 == 5, "RECV took {got:?}");
+    check!(
+        try_or_fail!(poll_in(fd, 0), "poll") == 0,
+        "readable after RECV took everything"
+    );
+    try_or_fail!(c.write_all(b"x"), "send");
+    check!(
+        try_or_fail!(ep.wait(5000), "epoll_wait") == 1,
+        "no epoll edge for more data"
+    );
+    try_or_fail!(drain_socket(&ctx, &mut cq, &mut rq, id), "RECV");
+    // The end of the stream is readable until the socket is detached,
+    // as with poll() on the socket: RECV returns at once.
+    drop(c);
+    check!(
+        try_or_fail!(poll_in(fd, 5000), "poll") & libc::POLLIN != 0,
+        "the peer's close is not readable"
+    );
+    let eof = try_or_fail!(drain_socket(&ctx, &mut cq, &mut rq, id), "RECV at EOF");
+    check!(eof == (0, 1), "RECV at EOF gave {eof:?}");
+    check!(
+        try_or_fail!(poll_in(fd, 0), "poll") & libc::POLLIN != 0,
+        "not readable after EOF"
+    );
+    try_or_fail!(ctx.detach_socket(id), "detach");
+    check!(
+        try_or_fail!(poll_in(fd, 0), "poll") == 0,
+        "readable after the socket was detached"
+    );
+    Outcome::Pass
+}
+
 /// The netgpu-sim device the `--sim` tests bind (4 queues, split on).
 static SIM_IF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -1433,6 +1574,7 @@ fn main() -> std::process::ExitCode {
         ("copy_fallback_loopback", copy_fallback_loopback),
         ("garbage_refill_entries_counted", garbage_refill_entries),
         ("double_return_rejected", double_return_rejected),
+        ("poll_readiness", poll_readiness),
     ];
     if !std::path::Path::new(DEVICE).exists() {
         println!("TAP version 13\n1..0 # SKIP {DEVICE} missing: netgpu.ko not loaded");
