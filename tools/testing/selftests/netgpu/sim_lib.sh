@@ -94,10 +94,42 @@ unload() {
 	else
 		nok "$1" "$out"
 	fi
-	ip netns del ngsa
-	ip netns del ngsb
+	ip netns del ngsa 2>/dev/null
+	ip netns del ngsb 2>/dev/null
+	ip netns del ngsk 2>/dev/null
+}
+# kick_cpus: a few UDP datagrams over loopback from every CPU, in a
+# namespace of their own (198.51.100.1), so that each CPU runs its NET_RX
+# softirq. That frees the skbs other CPUs deferred to it: skbs a receive
+# took from a socket on another CPU than the one that built them wait in
+# that CPU's list (skb_attempt_defer_free()) for its next softirq, holding
+# their page pool buffers; on an idle VM whose device is gone, for good.
+kick_cpus() {
+	local c
+	if ip netns add ngsk 2>/dev/null; then
+		ip -n ngsk link set lo up
+		ip -n ngsk addr add 198.51.100.1/32 dev lo
+	fi
+	for c in $(seq 0 $(($(nproc) - 1))); do
+		ip netns exec ngsk taskset -c "$c" python3 -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(3):
+    s.sendto(b"x", ("198.51.100.1", 9))'
+	done
+}
+# refs_released: whether netgpu's module references drop to zero within
+# 30 s, CPUs kicked every second
+refs_released() {
+	local i
+	for i in $(seq 30); do
+		kick_cpus
+		[ "$(cat /sys/module/netgpu/refcnt)" -eq 0 ] && return 0
+		sleep 1
+	done
+	return 1
 }
 cleanup() {
+	ip netns del ngsk 2>/dev/null
 	ip netns del ngsa 2>/dev/null
 	ip netns del ngsb 2>/dev/null
 	ip link del ngs0 2>/dev/null

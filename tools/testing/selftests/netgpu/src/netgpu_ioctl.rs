@@ -1495,6 +1495,82 @@ fn sim_ifindex_outside() -> io::Result<u32> {
 
 static SIM_IFINDEX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 
+/// Polls `cond` every 100 ms for up to `secs` seconds; whether it held.
+fn wait_for(secs: u64, mut cond: impl FnMut() -> io::Result<bool>) -> io::Result<bool> {
+    for _ in 0..secs * 10 {
+        if cond()? {
+            return Ok(true);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    cond()
+}
+
+/// Network namespace teardown under a binding. Run outside the namespace
+/// (`ngsb`) of the sim device: a thread enters it only to bind queue 3,
+/// so that nothing but the bind mount keeps it, then `ip netns del` drops
+/// that. The namespace's cleanup deletes the device: the provider's
+/// uninstall marks the binding unregistered, the context still unbinds and
+/// closes cleanly, and the DMA-buf's last reference goes once the page
+/// pool of the queue has released its buffers.
+fn sim_netns_deleted_while_bound() -> Outcome {
+    use std::ffi::CString;
+    use std::os::unix::fs::MetadataExt;
+    let ifname = SIM_IF.get().map_or("ngs1", String::as_str).to_string();
+    let bound = std::thread::spawn(move || -> io::Result<(Netgpu, u64, u32)> {
+        let ns = File::open("/run/netns/ngsb")?;
+        // SAFETY: setns(2) of this thread into a namespace file.
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let name = CString::new(ifname).map_err(io::Error::other)?;
+        // SAFETY: a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let ctx = Netgpu::open()?;
+        let ub = udmabuf()?;
+        let ino = File::from(ub.dmabuf.try_clone()?).metadata()?.ino();
+        let (region, _) = ctx.import_dmabuf(ub.dmabuf.as_raw_fd())?;
+        let binding = ctx.bind_queue(ifindex, 3, region)?;
+        Ok((ctx, ino, binding))
+    })
+    .join();
+    let Ok(bound) = bound else {
+        return Outcome::Fail("the binding thread panicked".into());
+    };
+    let (ctx, ino, binding) = try_or_fail!(bound, "bind in ngsb");
+    let st = try_or_fail!(
+        std::process::Command::new("ip")
+            .args(["netns", "del", "ngsb"])
+            .status(),
+        "ip netns del"
+    );
+    check!(st.success(), "ip netns del ngsb: {st}");
+    let gone = wait_for(30, || {
+        Ok(fdinfo_bindings(&ctx)?
+            .iter()
+            .any(|l| l.ends_with(" unregistered")))
+    });
+    check!(
+        try_or_fail!(gone, "fdinfo"),
+        "binding not unregistered 30 s after the namespace went: {:?}",
+        fdinfo_bindings(&ctx)
+    );
+    try_or_fail!(
+        ctx.unbind_queue(binding),
+        "UNBIND_QUEUE after the device went"
+    );
+    drop(ctx);
+    let freed = wait_for(30, || dmabuf_listed(ino).map(|l| !l));
+    check!(
+        try_or_fail!(freed, "bufinfo"),
+        "DMA-buf {ino} still listed 30 s after the context closed"
+    );
+    Outcome::Pass
+}
+
 fn sim_bind_hds_off() -> Outcome {
     let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
     expect_bind_errno(
@@ -1599,6 +1675,7 @@ fn main() -> std::process::ExitCode {
             let extra: &[Test] = &[
                 ("bind_hds_off_einval", sim_bind_hds_off),
                 ("bind_hds_thresh_einval", sim_bind_hds_thresh),
+                ("netns_deleted_while_bound", sim_netns_deleted_while_bound),
             ];
             return match rest {
                 [] => ktap::run(sim),
