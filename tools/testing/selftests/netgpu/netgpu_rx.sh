@@ -202,8 +202,10 @@ stream process_exit_mid_stream_then_new_stream 1048576 --expect zc
 # Every buffer came back: each receiver closed its context, which unbound
 # queue 3; the page pools that served from the region are gone, none is
 # left waiting for buffers in flight (a pool that is, shows a detach-time).
-# Buffers of killed connections come back as their sockets are destroyed.
+# Buffers of killed connections come back as their sockets are destroyed
+# and their CPUs free the skbs deferred to them (kick_cpus).
 for i in $(seq 30); do
+	kick_cpus
 	# shellcheck disable=SC2046
 	out=$($B $YNL $(ynl_spec netdev) --dump page-pool-get 2>&1) || break
 	grep -q "detach-time" <<<"$out" || break
