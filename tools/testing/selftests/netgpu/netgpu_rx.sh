@@ -63,6 +63,21 @@ thresh 64
 subtests ioctl_ $B netgpu_ioctl --sim ngs1 bind_hds_thresh_einval
 thresh 0
 
+# start_stream NAME QUEUE BYTES RECV_ARGS...: netgpu_recv on QUEUE of ngs1
+# and, once it listens, netgpu_send of BYTES from ngsa, both in the
+# background (output in $log/NAME and $log/NAME.send); sets rpid and spid
+start_stream() {
+	local name=$1 queue=$2 bytes=$3
+	shift 3
+	port=$((port + 1))
+	$B netgpu_recv ngs1 "$queue" 2001:db8::2 "$port" --bytes "$bytes" "$@" \
+		>"$log/$name" 2>&1 &
+	rpid=$!
+	sleep 1
+	$A netgpu_send 2001:db8::2 "$port" "$bytes" >"$log/$name.send" 2>&1 &
+	spid=$!
+}
+
 # stream NAME BYTES RECV_ARGS...: netgpu_recv on queue 3 of ngs1 receives
 # BYTES from netgpu_send in ngsa; both must succeed
 stream() {
@@ -167,12 +182,7 @@ fi
 
 # A ring size change restarts every queue; the bound one keeps its provider
 # and the stream goes on.
-port=$((port + 1))
-$B netgpu_recv ngs1 3 2001:db8::2 "$port" --bytes 33554432 --expect zc >"$log/ring" 2>&1 &
-rpid=$!
-sleep 1
-$A netgpu_send 2001:db8::2 "$port" 33554432 >"$log/ring.send" 2>&1 &
-spid=$!
+start_stream ring 3 33554432 --expect zc
 sleep 2
 $B ethtool -G ngs1 rx 512
 wait "$spid"
@@ -186,12 +196,7 @@ $B ethtool -G ngs1 rx 1024
 
 # The receiving process dies mid-stream: its context closes, the queue is
 # unbound, the buffers in the socket come back, and a new stream works.
-port=$((port + 1))
-$B netgpu_recv ngs1 3 2001:db8::2 "$port" --bytes 268435456 >"$log/kill" 2>&1 &
-rpid=$!
-sleep 1
-$A netgpu_send 2001:db8::2 "$port" 268435456 >/dev/null 2>&1 &
-spid=$!
+start_stream kill 3 268435456
 sleep 3
 kill -9 "$rpid"
 wait "$rpid" 2>/dev/null
@@ -227,13 +232,7 @@ for i in $($B ethtool -n ngs1 | awk '/^Filter:/ { print $2 }'); do
 	$B ethtool -N ngs1 delete "$i"
 done
 $B ethtool -X ngs1 default
-port=$((port + 1))
-$B netgpu_recv ngs1 1 2001:db8::2 "$port" --bytes 67108864 --expect zc \
-	>"$log/chan" 2>&1 &
-rpid=$!
-sleep 1
-$A netgpu_send 2001:db8::2 "$port" 67108864 >"$log/chan.send" 2>&1 &
-spid=$!
+start_stream chan 1 67108864 --expect zc
 sleep 2
 msg=
 if out=$($B ethtool -L ngs1 combined 1 2>&1); then
@@ -258,12 +257,7 @@ $B ethtool -X ngs1 equal 3
 # itself just stalls, as it would with recv(). The application then exits
 # and everything is released: the module's references return to zero (and
 # kmemleak and the kernel log are checked after the run).
-port=$((port + 1))
-$B netgpu_recv ngs1 3 2001:db8::2 "$port" --bytes 268435456 >"$log/del" 2>&1 &
-rpid=$!
-sleep 1
-$A netgpu_send 2001:db8::2 "$port" 268435456 >/dev/null 2>&1 &
-spid=$!
+start_stream del 3 268435456
 sleep 3
 if timeout 60 $A ip link del ngs0; then
 	kill "$spid" "$rpid" 2>/dev/null
