@@ -36,7 +36,7 @@
 mod pattern;
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Command, ExitCode};
@@ -51,13 +51,19 @@ struct Map {
 }
 
 impl Map {
-    fn new(fd: RawFd, len: usize, offset: u64) -> io::Result<Self> {
-        // SAFETY: a new shared read-only mapping at an address the kernel picks.
+    /// Maps `len` bytes of `fd` from `offset`, read-only unless `write`.
+    fn new(fd: RawFd, len: usize, offset: u64, write: bool) -> io::Result<Self> {
+        let prot = if write {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        // SAFETY: a new shared mapping at an address the kernel picks.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ,
+                prot,
                 libc::MAP_SHARED,
                 fd,
                 offset as libc::off_t,
@@ -78,6 +84,17 @@ impl Map {
         // a buffer while user space holds it.
         Some(unsafe { std::slice::from_raw_parts(self.ptr.add(off), len) })
     }
+
+    /// Bytes `off..off + len` to write; the mapping must be writable.
+    fn bytes_mut(&mut self, off: u64, len: usize) -> Option<&mut [u8]> {
+        let off = usize::try_from(off).ok()?;
+        if off.checked_add(len)? > self.len {
+            return None;
+        }
+        // SAFETY: in bounds of the live mapping, borrowed uniquely through
+        // `self`; no netgpu context uses the buffer in the copy baseline.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.cast_mut().add(off), len) })
+    }
 }
 
 impl Drop for Map {
@@ -94,9 +111,9 @@ struct Buffer {
     _keep: Vec<OwnedFd>,
 }
 
-fn udmabuf(size: usize) -> io::Result<Buffer> {
+fn udmabuf(size: usize, write: bool) -> io::Result<Buffer> {
     let u = Udmabuf::new(size)?;
-    let map = Map::new(u.memfd.as_raw_fd(), size, 0)?;
+    let map = Map::new(u.memfd.as_raw_fd(), size, 0, write)?;
     Ok(Buffer {
         dmabuf: u.dmabuf,
         map,
@@ -190,7 +207,7 @@ fn vgem_card() -> io::Result<File> {
     Err(io::Error::new(io::ErrorKind::NotFound, "no vgem DRM card"))
 }
 
-fn vgem(size: usize) -> io::Result<Buffer> {
+fn vgem(size: usize, write: bool) -> io::Result<Buffer> {
     let card = vgem_card()?;
     let fd = card.as_raw_fd();
     // One row of 4-byte pixels per page.
@@ -220,7 +237,7 @@ fn vgem(size: usize) -> io::Result<Buffer> {
         ..Default::default()
     };
     drm_ioctl(fd, drm_iowr::<MapDumb>(0xB3), &mut m)?;
-    let map = Map::new(fd, size, m.offset)?;
+    let map = Map::new(fd, size, m.offset, write)?;
     Ok(Buffer {
         dmabuf,
         map,
@@ -336,13 +353,79 @@ fn ifindex(ifname: &str) -> Result<u32, String> {
         .map_err(|e| format!("{ifname} ifindex: {e}"))
 }
 
-fn run(o: &Opts) -> Result<String, String> {
-    let buf = if o.vgem {
-        vgem(o.size)
+/// The buffer `o` asks for, its mapping writable if `write`.
+fn buffer(o: &Opts, write: bool) -> Result<Buffer, String> {
+    if o.vgem {
+        vgem(o.size, write)
     } else {
-        udmabuf(o.size)
+        udmabuf(o.size, write)
     }
-    .map_err(|e| format!("{} buffer: {e}", if o.vgem { "vgem" } else { "udmabuf" }))?;
+    .map_err(|e| format!("{} buffer: {e}", if o.vgem { "vgem" } else { "udmabuf" }))
+}
+
+/// The copy baseline: one connection received with `read()` into host
+/// memory, each chunk then copied into the buffer through its CPU mapping
+/// at the stream offset (wrapping at the buffer's end). No netgpu.
+fn run_copy(o: &Opts) -> Result<String, String> {
+    if o.conns != 1 {
+        return Err("--copy-baseline takes one connection".into());
+    }
+    let mut buf = buffer(o, true)?;
+    let _rule = if o.steer {
+        Some(Rule::add(&o.ifname, &o.addr, o.queue)?)
+    } else {
+        None
+    };
+    let l = TcpListener::bind(o.addr).map_err(|e| format!("listen {}: {e}", o.addr))?;
+    let (mut conn, peer) = l.accept().map_err(|e| format!("accept: {e}"))?;
+    let mut host = vec![0u8; 1 << 20];
+    let size = o.size as u64;
+    let t0 = Instant::now();
+    let mut pos = 0u64;
+    loop {
+        let n = match conn.read(&mut host) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("recv: {e}")),
+        };
+        let mut done = 0;
+        while done < n {
+            let at = (pos + done as u64) % size;
+            let chunk = (n - done).min((size - at) as usize);
+            let dst = buf
+                .map
+                .bytes_mut(at, chunk)
+                .ok_or("the buffer mapping is too short")?;
+            dst.copy_from_slice(&host[done..done + chunk]);
+            if let Some(bad) = o
+                .verify
+                .then(|| pattern::first_mismatch(dst, pos + done as u64))
+                .flatten()
+            {
+                return Err(format!("stream byte {bad} is wrong"));
+            }
+            done += chunk;
+        }
+        pos += n as u64;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    if let Some(want) = o.bytes.filter(|w| *w != pos) {
+        return Err(format!("received {pos} of {want} bytes"));
+    }
+    Ok(format!(
+        "received {pos} bytes on 1 connection(s) from {peer}, {}: {:.1} MB/s, copied into the {} buffer (copy baseline, no netgpu)",
+        if o.verify { "verified" } else { "not verified" },
+        pos as f64 / secs / 1e6,
+        if o.vgem { "vgem" } else { "udmabuf" },
+    ))
+}
+
+fn run(o: &Opts) -> Result<String, String> {
+    if o.copy_baseline {
+        return run_copy(o);
+    }
+    let buf = buffer(o, false)?;
     let ctx = Netgpu::open().map_err(|e| format!("{DEVICE}: {e}"))?;
     let (region, _) = ctx
         .import_dmabuf(buf.dmabuf.as_raw_fd())
@@ -485,8 +568,9 @@ fn run(o: &Opts) -> Result<String, String> {
         _ => (),
     }
     Ok(format!(
-        "received {pos} bytes on {} connection(s) from {peer}, verified: {:.1} MB/s, zc {zc}, copy {copied}, completions {comps}, refill errors {}, alloc failures {}, overflows {}, binding zc {}",
+        "received {pos} bytes on {} connection(s) from {peer}, {}: {:.1} MB/s, zc {zc}, copy {copied}, completions {comps}, refill errors {}, alloc failures {}, overflows {}, binding zc {}",
         streams.len(),
+        if o.verify { "verified" } else { "not verified" },
         pos as f64 / secs / 1e6,
         st.refill_errors,
         st.alloc_failures,

@@ -115,6 +115,9 @@ stream zero_copy_vgem_1MiB 1048576 --mem vgem --expect zc
 # Without the steering rule the flow hashes to queues 0-2, which have no
 # binding: every byte comes through the copy fallback, still verified.
 stream copy_fallback_unbound_queue_1MiB 1048576 --no-steer --expect copy
+# The benchmark's copy baseline (no netgpu): read() then a copy into the
+# buffer, four times round a 256 KiB udmabuf, every byte checked there.
+stream copy_baseline_sample_1MiB 1048576 --copy-baseline --size 262144
 
 # Eight connections to one port, all steered to queue 3: eight streams
 # through one context, each verified on its own.
