@@ -9,7 +9,7 @@ mod ktap;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 
 use ktap::{Outcome, Test};
@@ -1593,6 +1593,259 @@ fn sim_bind_hds_thresh() -> Outcome {
     )
 }
 
+/// `BPF_PROG_LOAD`'s part of `union bpf_attr`, up to `expected_attach_type`.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgLoad {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// `BPF_LINK_CREATE`'s part of `union bpf_attr`, for a device target.
+#[repr(C)]
+struct BpfLinkCreate {
+    prog_fd: u32,
+    target_ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_PROG_TYPE_XDP: u32 = 6;
+const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
+const BPF_XDP: u32 = 37;
+const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+
+/// bpf(2) `cmd` with `attr`; the new fd.
+fn bpf<T>(cmd: libc::c_long, attr: &T) -> io::Result<OwnedFd> {
+    // SAFETY: `attr` is the part of `union bpf_attr` that `cmd` reads,
+    // valid for its size; the kernel zero-extends a shorter attr.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            std::ptr::from_ref(attr),
+            std::mem::size_of::<T>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: bpf(2) returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Attaches an XDP program that passes every packet to `ifindex` in
+/// generic (skb) mode through a BPF link: detached when the fd closes.
+/// The program declares multi-buffer support, which the kernel demands on
+/// a device with header/data split on.
+fn xdp_pass_link(ifindex: u32) -> io::Result<OwnedFd> {
+    // r0 = XDP_PASS; exit
+    let insns: [u64; 2] = [0x0000_0002_0000_00b7, 0x95];
+    let license = c"GPL";
+    let prog = bpf(
+        BPF_PROG_LOAD,
+        &BpfProgLoad {
+            prog_type: BPF_PROG_TYPE_XDP,
+            insn_cnt: insns.len() as u32,
+            insns: insns.as_ptr() as u64,
+            license: license.as_ptr() as u64,
+            prog_flags: BPF_F_XDP_HAS_FRAGS,
+            expected_attach_type: BPF_XDP,
+            ..Default::default()
+        },
+    )?;
+    bpf(
+        BPF_LINK_CREATE,
+        &BpfLinkCreate {
+            prog_fd: prog.as_raw_fd() as u32,
+            target_ifindex: ifindex,
+            attach_type: BPF_XDP,
+            flags: XDP_FLAGS_SKB_MODE,
+        },
+    )
+}
+
+/// An AF_XDP socket bound in copy mode to one queue, and its UMEM.
+struct Xsk {
+    _sock: OwnedFd,
+    umem: *mut libc::c_void,
+}
+
+const XSK_UMEM_LEN: usize = 16 * 4096;
+
+impl Xsk {
+    fn bind(ifindex: u32, queue: u32) -> io::Result<Self> {
+        // SAFETY: a new private anonymous mapping.
+        let umem = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                XSK_UMEM_LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if umem == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: socket(2) has no memory arguments.
+        let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: the mapping made above, not used since.
+            unsafe { libc::munmap(umem, XSK_UMEM_LEN) };
+            return Err(e);
+        }
+        // SAFETY: socket(2) returned a new fd that nobody else owns.
+        let x = Xsk {
+            _sock: unsafe { OwnedFd::from_raw_fd(fd) },
+            umem,
+        };
+        let reg = libc::xdp_umem_reg {
+            addr: umem as u64,
+            len: XSK_UMEM_LEN as u64,
+            chunk_size: 4096,
+            headroom: 0,
+            flags: 0,
+            tx_metadata_len: 0,
+        };
+        sockopt(fd, libc::XDP_UMEM_REG, &reg)?;
+        for opt in [
+            libc::XDP_UMEM_FILL_RING,
+            libc::XDP_UMEM_COMPLETION_RING,
+            libc::XDP_RX_RING,
+        ] {
+            sockopt(fd, opt, &16u32)?;
+        }
+        let sa = libc::sockaddr_xdp {
+            sxdp_family: libc::AF_XDP as u16,
+            sxdp_flags: libc::XDP_COPY,
+            sxdp_ifindex: ifindex,
+            sxdp_queue_id: queue,
+            sxdp_shared_umem_fd: 0,
+        };
+        // SAFETY: a valid sockaddr_xdp of the size passed.
+        let r = unsafe {
+            libc::bind(
+                fd,
+                std::ptr::from_ref(&sa).cast(),
+                std::mem::size_of_val(&sa) as u32,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(x)
+    }
+}
+
+impl Drop for Xsk {
+    fn drop(&mut self) {
+        // The socket closes after this; unmapping first is fine, the
+        // kernel pinned the UMEM pages at XDP_UMEM_REG.
+        // SAFETY: the mapping made in `bind`.
+        unsafe { libc::munmap(self.umem, XSK_UMEM_LEN) };
+    }
+}
+
+/// setsockopt(2) at `SOL_XDP` with a plain value.
+fn sockopt<T>(fd: i32, opt: i32, val: &T) -> io::Result<()> {
+    // SAFETY: `val` is valid for its size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_XDP,
+            opt,
+            std::ptr::from_ref(val).cast(),
+            std::mem::size_of::<T>() as u32,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// XDP and a binding exclude each other: the kernel refuses a program on
+/// a device with a memory provider, netgpu refuses to bind a device with a
+/// program (generic mode here), and binds again once it is detached.
+fn sim_bind_xdp_attached() -> Outcome {
+    let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
+    let ifindex = try_or_fail!(sim_ifindex(), "ifindex");
+    let b = try_or_fail!(ctx.bind_queue(ifindex, 3, 1), "BIND_QUEUE");
+    match xdp_pass_link(ifindex) {
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => (),
+        Err(e) => return Outcome::Fail(format!("XDP attach while bound: {e}, not EBUSY")),
+        Ok(_) => return Outcome::Fail("XDP attached beside a bound queue".into()),
+    }
+    try_or_fail!(ctx.unbind_queue(b), "UNBIND_QUEUE");
+    let link = try_or_fail!(xdp_pass_link(ifindex), "attach an XDP program");
+    pass!(expect_bind_errno(
+        &ctx,
+        1,
+        3,
+        libc::EEXIST,
+        "an XDP program is attached to ifindex IFX",
+    ));
+    drop(link);
+    let b = try_or_fail!(
+        ctx.bind_queue(ifindex, 3, 1),
+        "BIND_QUEUE after XDP detached"
+    );
+    try_or_fail!(ctx.unbind_queue(b), "UNBIND_QUEUE");
+    Outcome::Pass
+}
+
+/// Binding refused on a queue an AF_XDP socket uses (copy mode registers
+/// its pool at the queue too); the device's other queues stay bindable,
+/// and the queue is free again once the socket's pool is gone.
+fn sim_bind_af_xdp() -> Outcome {
+    let (ctx, _ub, _cq, _rq) = try_or_fail!(ready_context(), "context");
+    let ifindex = try_or_fail!(sim_ifindex(), "ifindex");
+    let xsk = try_or_fail!(Xsk::bind(ifindex, 3), "AF_XDP socket on queue 3");
+    pass!(expect_bind_errno(
+        &ctx,
+        1,
+        3,
+        libc::EBUSY,
+        "queue 3 of ifindex IFX is used by AF_XDP",
+    ));
+    let b = try_or_fail!(ctx.bind_queue(ifindex, 2, 1), "BIND_QUEUE of queue 2");
+    try_or_fail!(ctx.unbind_queue(b), "UNBIND_QUEUE of queue 2");
+    drop(xsk);
+    // The socket's pool leaves the queue from a work item after close.
+    let mut bound = None;
+    let freed = wait_for(10, || match ctx.bind_queue(ifindex, 3, 1) {
+        Ok(b) => {
+            bound = Some(b);
+            Ok(true)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(false),
+        Err(e) => Err(e),
+    });
+    check!(
+        try_or_fail!(freed, "BIND_QUEUE after the socket closed"),
+        "queue 3 still busy 10 s after the AF_XDP socket closed"
+    );
+    if let Some(b) = bound {
+        try_or_fail!(ctx.unbind_queue(b), "UNBIND_QUEUE");
+    }
+    Outcome::Pass
+}
+
 fn main() -> std::process::ExitCode {
     let tests: &[Test] = &[
         ("device_node_is_char_0600", device_node),
@@ -1671,6 +1924,8 @@ fn main() -> std::process::ExitCode {
                 ("bind_out_of_range_erange", sim_bind_out_of_range),
                 ("bind_unprivileged_eperm", sim_bind_unprivileged),
                 ("bind_wrong_netns_enodev", sim_bind_wrong_netns),
+                ("bind_xdp_attached_eexist", sim_bind_xdp_attached),
+                ("bind_af_xdp_ebusy", sim_bind_af_xdp),
             ];
             let extra: &[Test] = &[
                 ("bind_hds_off_einval", sim_bind_hds_off),
