@@ -187,6 +187,16 @@ impl Skb {
         unsafe { &mut *(&raw mut (*self.0.as_ptr()).cb).cast() }
     }
 
+    /// Completes the transmission for the sending socket, as a NIC's TX
+    /// completion would: its send-buffer accounting (and TCP small queues)
+    /// is released now, on the sender's CPU, not when the peer's NAPI frees
+    /// the frame on the receiving side's CPU. A full RX ring still holds
+    /// the sender back by stopping its TX queue.
+    pub(crate) fn orphan_tx(&mut self) {
+        // SAFETY: valid skb we own (type invariant).
+        unsafe { bindings::skb_orphan_partial(self.0.as_ptr()) }
+    }
+
     /// Releases a frame that was delivered (not dropped).
     pub(crate) fn consume(self) {
         // SAFETY: we own the skb and give it up here.

@@ -357,7 +357,7 @@ extern "C" fn ndo_start_xmit(
 
 /// The wire: steers `skb` to an RX queue of the peer and posts it there. A frame that
 /// cannot go anywhere is dropped (and counted) by dropping `skb`.
-fn xmit(skb: Skb, dev: *mut bindings::net_device) {
+fn xmit(mut skb: Skb, dev: *mut bindings::net_device) {
     let Some(s) = state(dev) else {
         return;
     };
@@ -396,6 +396,7 @@ fn xmit(skb: Skb, dev: *mut bindings::net_device) {
         peer.rxqs[0].count_drop();
         return;
     }
+    skb.orphan_tx();
     let ring = peer.rings.rx.load(Ordering::Relaxed);
     peer.rxqs[verdict.queue as usize].post(skb, info, ring, txq, tx);
 }
