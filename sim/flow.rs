@@ -283,17 +283,6 @@ impl Steering {
             by_rule: false,
         }
     }
-
-    /// The highest queue any rule or table entry points at, plus one.
-    pub(crate) fn queues_used(&self) -> u32 {
-        let rules = self.rules.iter().flatten().map(|r| r.queue + 1).max();
-        let table = if self.indir_user {
-            self.indir.iter().map(|q| q + 1).max()
-        } else {
-            None
-        };
-        rules.unwrap_or(0).max(table.unwrap_or(0))
-    }
 }
 
 #[kunit_tests(netgpu_sim_flow)]
@@ -416,7 +405,6 @@ mod tests {
         rule.queue = 7;
         s.rules[5] = Some(rule);
         assert!(!s.classify(flow.as_ref(), 4).by_rule);
-        assert_eq!(s.queues_used(), 8);
     }
 
     #[test]
