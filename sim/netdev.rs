@@ -197,10 +197,12 @@ impl Skb {
         unsafe { bindings::skb_orphan_partial(self.0.as_ptr()) }
     }
 
-    /// Releases a frame that was delivered (not dropped).
-    pub(crate) fn consume(self) {
-        // SAFETY: we own the skb and give it up here.
-        unsafe { bindings::consume_skb(self.into_raw()) }
+    /// Releases a frame that was delivered (not dropped), from the NAPI poll
+    /// given `budget` (nonzero), as a driver completes transmissions there.
+    pub(crate) fn consume_in_napi(self, budget: c_int) {
+        // SAFETY: we own the skb and give it up here; the caller is a NAPI
+        // poll, as a nonzero budget tells the function.
+        unsafe { bindings::napi_consume_skb(self.into_raw(), budget) }
     }
 }
 

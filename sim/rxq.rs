@@ -502,7 +502,7 @@ extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
         };
         let skb = q.receive(s, &mut wire);
         // The frame's "transmission" completed.
-        wire.consume();
+        wire.consume_in_napi(budget);
         if let Some(skb) = skb {
             // SAFETY: a complete skb, handed to GRO on our NAPI instance.
             unsafe { bindings::napi_gro_receive(napi, skb) };
