@@ -24,7 +24,7 @@ const OP_NEEDS_RTNL_SCHANNELS: u32 = 1 << 3;
 const HDS_UNKNOWN: u8 = bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_UNKNOWN as u8;
 const HDS_ENABLED: u8 = bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_ENABLED as u8;
 
-const RX_STATS: [&str; 8] = [
+const RX_STATS: [&str; 9] = [
     "packets",
     "bytes",
     "hds_packets",
@@ -33,8 +33,11 @@ const RX_STATS: [&str; 8] = [
     "ntuple_packets",
     "ring_full_drops",
     "alloc_fail_drops",
+    "dma_ns",
 ];
 const TX_STATS: [&str; 4] = ["packets", "bytes", "drops", "stops"];
+/// Device-wide counters, after the per-queue ones.
+const DEV_STATS: [&str; 1] = ["rx_reconfig_drops"];
 
 fn st<'a>(dev: *mut bindings::net_device) -> Result<&'a PortState> {
     port::state(dev).ok_or(ENODEV)
@@ -524,7 +527,7 @@ extern "C" fn get_sset_count(dev: *mut bindings::net_device, sset: c_int) -> c_i
         return EOPNOTSUPP.to_errno();
     }
     let (rx, tx) = nqueues(dev);
-    (rx * RX_STATS.len() + tx * TX_STATS.len()) as c_int
+    (rx * RX_STATS.len() + tx * TX_STATS.len() + DEV_STATS.len()) as c_int
 }
 
 fn put_string(data: &mut *mut u8, args: core::fmt::Arguments<'_>) {
@@ -557,6 +560,9 @@ extern "C" fn get_strings(dev: *mut bindings::net_device, sset: u32, data: *mut 
             put_string(&mut p, fmt!("tx{q}_{name}"));
         }
     }
+    for name in DEV_STATS {
+        put_string(&mut p, fmt!("{name}"));
+    }
 }
 
 extern "C" fn get_ethtool_stats(
@@ -577,6 +583,7 @@ extern "C" fn get_ethtool_stats(
             &x.by_rule,
             &x.ring_full,
             &x.alloc_fail,
+            &x.dma_ns,
         ] {
             if vals.push(v.load(Ordering::Relaxed), GFP_KERNEL).is_err() {
                 return;
@@ -589,6 +596,12 @@ extern "C" fn get_ethtool_stats(
                 return;
             }
         }
+    }
+    if vals
+        .push(s.reconfig_drops.load(Ordering::Relaxed), GFP_KERNEL)
+        .is_err()
+    {
+        return;
     }
     // SAFETY: the core sized `data` with `get_sset_count` u64 slots, which is `vals.len()`.
     unsafe { core::ptr::copy_nonoverlapping(vals.as_ptr(), data, vals.len()) };
@@ -686,7 +699,10 @@ extern "C" fn get_base_stats(
         .skip(s.dev().real_rx() as usize)
         .map(|q| q.stats());
     // SAFETY: valid structs from the core.
-    put_rx(unsafe { &mut *rx }, inactive_rx);
+    let rx = unsafe { &mut *rx };
+    put_rx(rx, inactive_rx);
+    // Drops at no queue count in the base too.
+    rx.hw_drops += s.reconfig_drops.load(Ordering::Relaxed);
     // SAFETY: as above.
     put_tx(
         unsafe { &mut *tx },

@@ -144,6 +144,9 @@ pub(crate) struct PortState {
     pub(crate) rings: RingCfg,
     /// Queues `0..active` have NAPI and page pools (while the device is up).
     pub(crate) active: AtomicU32,
+    /// Frames dropped because the RX queue they were steered to was not running: channels
+    /// being reconfigured, or the device closing.
+    pub(crate) reconfig_drops: AtomicU64,
 }
 
 // SAFETY: the raw pointers are to the owning `net_device` (which outlives the state) and to
@@ -180,6 +183,7 @@ impl PortState {
                     hds_thresh: AtomicU32::new(0),
                 },
                 active: AtomicU32::new(0),
+                reconfig_drops: AtomicU64::new(0),
             },
             GFP_KERNEL,
         )?)
@@ -392,8 +396,8 @@ fn xmit(mut skb: Skb, dev: *mut bindings::net_device) {
     tx.packets.fetch_add(1, Ordering::Relaxed);
     tx.bytes.fetch_add(u64::from(len), Ordering::Relaxed);
     if verdict.queue >= active {
-        // The queue is being reconfigured or the peer is going down.
-        peer.rxqs[0].count_drop();
+        // The queue is being reconfigured, or the peer is closing.
+        peer.reconfig_drops.fetch_add(1, Ordering::Relaxed);
         return;
     }
     skb.orphan_tx();
@@ -417,6 +421,7 @@ extern "C" fn ndo_get_stats64(
         stats.rx_dropped +=
             st.ring_full.load(Ordering::Relaxed) + st.alloc_fail.load(Ordering::Relaxed);
     }
+    stats.rx_dropped += s.reconfig_drops.load(Ordering::Relaxed);
     for t in s.txqs.iter() {
         stats.tx_packets += t.packets.load(Ordering::Relaxed);
         stats.tx_bytes += t.bytes.load(Ordering::Relaxed);
