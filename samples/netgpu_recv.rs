@@ -5,7 +5,7 @@
 //! ```text
 //! netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem]
 //!             [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N]
-//!             [--no-verify] [--copy-baseline]
+//!             [--no-verify] [--copy-baseline] [--hold]
 //! ```
 //!
 //! 1. Makes the buffer: a udmabuf from a sealed memfd (default), or a vgem
@@ -19,16 +19,18 @@
 //!    the bytes are checked against the sender's pattern through the CPU
 //!    mapping of the buffer (memfd or dumb-buffer mmap), then the buffer is
 //!    returned through the refill ring.
-//! 6. Prints throughput and netgpu's counters. Exit status 0 only if every
-//!    byte matched, every stream ended, and each was `--bytes` long if given.
+//! 6. Says "all streams ended" on stderr when they have, then prints
+//!    throughput and netgpu's counters. Exit status 0 only if every byte
+//!    matched, every stream ended, and each was `--bytes` long if given.
 //!
 //! With several connections, each is its own stream from offset 0; the
 //! completions say which socket their bytes came from.
 //!
-//! For benchmarks, `--no-verify` skips the byte check, and
+//! For benchmarks, `--no-verify` skips the byte check,
 //! `--copy-baseline` receives without netgpu, the way an application does
 //! today: `recv()` into host memory, then a CPU copy into the (mapped)
-//! buffer.
+//! buffer, and `--hold` waits for the end of standard input between the
+//! end of the streams and the teardown.
 //!
 //! The sender is `netgpu_send ADDR PORT BYTES`.
 
@@ -300,11 +302,12 @@ struct Opts {
     conns: usize,
     verify: bool,
     copy_baseline: bool,
+    hold: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
     let [ifname, queue, addr, port, rest @ ..] = args else {
-        return Err("usage: netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem] [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N] [--no-verify] [--copy-baseline]".into());
+        return Err("usage: netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem] [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N] [--no-verify] [--copy-baseline] [--hold]".into());
     };
     let addr: SocketAddr = format!("[{addr}]:{port}")
         .parse()
@@ -322,6 +325,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         conns: 1,
         verify: true,
         copy_baseline: false,
+        hold: false,
     };
     let mut it = rest.iter();
     while let Some(a) = it.next() {
@@ -337,6 +341,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--no-steer" => o.steer = false,
             "--no-verify" => o.verify = false,
             "--copy-baseline" => o.copy_baseline = true,
+            "--hold" => o.hold = true,
             "--expect" => o.expect = Some(val()?.clone()),
             "--conns" => o.conns = val()?.parse().map_err(|e| format!("--conns: {e}"))?,
             _ => return Err(format!("unknown argument {a}")),
@@ -361,6 +366,17 @@ fn buffer(o: &Opts, write: bool) -> Result<Buffer, String> {
         udmabuf(o.size, write)
     }
     .map_err(|e| format!("{} buffer: {e}", if o.vgem { "vgem" } else { "udmabuf" }))
+}
+
+/// Tells whoever watches (the benchmark) that the streams are received, before
+/// the counters are read and the buffer and context are torn down; with
+/// `--hold`, waits for the end of standard input first, so that the watcher
+/// can measure the receive without the teardown.
+fn ended(o: &Opts) {
+    eprintln!("netgpu_recv: all streams ended");
+    if o.hold {
+        let _ = io::copy(&mut io::stdin(), &mut io::sink());
+    }
 }
 
 /// The copy baseline: one connection received with `read()` into host
@@ -410,6 +426,7 @@ fn run_copy(o: &Opts) -> Result<String, String> {
         pos += n as u64;
     }
     let secs = t0.elapsed().as_secs_f64();
+    ended(o);
     if let Some(want) = o.bytes.filter(|w| *w != pos) {
         return Err(format!("received {pos} of {want} bytes"));
     }
@@ -540,6 +557,7 @@ fn run(o: &Opts) -> Result<String, String> {
     let peer = peer.map_or_else(String::new, |p| p.to_string());
     let pos = total;
     let secs = t0.elapsed().as_secs_f64();
+    ended(o);
     let st = ctx.stats(0).map_err(|e| format!("GET_STATS: {e}"))?;
     let bs = ctx
         .stats(binding)
