@@ -11,6 +11,10 @@
 #
 # Usage: build.sh [--print]   --print: print the path only if already built
 #
+# NETGPU_KERNEL=bench selects the benchmark kernel instead: the same fragment
+# with tools/kernel/bench.config on top, which turns the debug options off.
+# It is cached beside the test kernel, as <version>-bench-<key>.
+#
 # KDIR=/path/to/linux overrides all of this: that tree (built, with
 # CONFIG_RUST and patches/ applied) is checked and printed.
 set -euo pipefail
@@ -22,6 +26,13 @@ CACHE=$NETGPU_CACHE
 SERIES=7.3
 PKG=linux-source-$SERIES
 JOBS=${JOBS:-$(nproc)}
+FLAVOR=${NETGPU_KERNEL:-test}
+FRAGMENTS=("$ROOT/tools/kernel/netgpu.config")
+case "$FLAVOR" in
+test) ;;
+bench) FRAGMENTS+=("$ROOT/tools/kernel/bench.config") ;;
+*) echo "kernel: error: NETGPU_KERNEL=$FLAVOR: use test or bench" >&2; exit 1 ;;
+esac
 
 log() { echo "kernel: $*" >&2; }
 die() { echo "kernel: error: $*" >&2; exit 1; }
@@ -65,22 +76,32 @@ resolve_version() {
 }
 
 built_tree_for() {
-	local ver=$1 h
+	local ver=$1 h name=$1
+	[ "$FLAVOR" = test ] || name=$ver-$FLAVOR
 	h=$( {
 		echo "$PKG $ver"
-		cat "$0" "$ROOT/tools/kernel/netgpu.config" "$ROOT/patches/series"
+		cat "$0" "${FRAGMENTS[@]}" "$ROOT/patches/series"
 		while read -r p; do
 			case "$p" in ''|'#'*) continue ;; esac
 			cat "$ROOT/patches/$p"
 		done <"$ROOT/patches/series"
 	} | sha256sum | cut -c1-16)
-	echo "$CACHE/kernel/$ver-$h"
+	echo "$CACHE/kernel/$name-$h"
+}
+
+# The fragments' settings, a later fragment's overriding an earlier's.
+settings() {
+	awk '/^CONFIG_[A-Za-z0-9_]+=/ {
+		sym = substr($0, 1, index($0, "=") - 1)
+		if (!(sym in line)) order[n++] = sym
+		line[sym] = $0
+	} END { for (i = 0; i < n; i++) print line[order[i]] }' "${FRAGMENTS[@]}"
 }
 
 configure() {
 	cd "$TREE"
 	"${MAKE[@]}" allnoconfig >&2
-	scripts/kconfig/merge_config.sh -m -O . .config "$ROOT/tools/kernel/netgpu.config" >/dev/null
+	scripts/kconfig/merge_config.sh -m -O . .config "${FRAGMENTS[@]}" >/dev/null
 	"${MAKE[@]}" olddefconfig >&2
 	local missing=0 line sym
 	while IFS= read -r line; do
@@ -89,7 +110,7 @@ configure() {
 			grep -q "^$sym=" .config && { log "config: $sym is still set"; missing=1; } ;;
 		CONFIG_*=*) grep -qxF "$line" .config || { log "config: $line did not stick"; missing=1; } ;;
 		esac
-	done <"$ROOT/tools/kernel/netgpu.config"
+	done < <(settings)
 	[ "$missing" -eq 0 ] || die "config fragment did not apply (see above)"
 	"${MAKE[@]}" rustavailable >&2 || die "Rust toolchain not usable for $PKG $VER (run tools/setup-host.sh)"
 }
@@ -151,7 +172,7 @@ fi
 cd "$TREE"
 
 # --- build ---
-log "building $PKG $VER with $JOBS jobs (cold build: ~14 minutes on 2 cores)"
+log "building $PKG $VER ($FLAVOR kernel) with $JOBS jobs (cold build: ~14 minutes on 2 cores)"
 start=$(date +%s)
 "${MAKE[@]}" >&2
 log "built in $(( $(date +%s) - start ))s"

@@ -39,7 +39,8 @@ sim_env() { # the environment the netgpu-sim tests and benchmarks need
 
 if [ "$mode" = bench ]; then
 	sim_env
-	"$root/tools/bench/sim.sh" >"$out/bench.txt" 2>"$out/bench.err"
+	echo "kernel: $(basename "$kdir") ($(uname -r))" >"$out/bench.txt"
+	"$root/tools/bench/sim.sh" >>"$out/bench.txt" 2>"$out/bench.err"
 	insmod "$ko"
 	echo >>"$out/bench.txt"
 	"$root/tools/bench/netgpu.sh" >>"$out/bench.txt" 2>>"$out/bench.err"

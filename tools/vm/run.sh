@@ -16,10 +16,9 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 image=$kdir/arch/x86/boot/bzImage
 [ -f "$image" ] || { echo "vm: no kernel image at $image" >&2; exit 1; }
 
-# Tests run with kmemleak on; benchmarks without it and without lockdep's
-# validation, the debug options that cost the most per packet.
+# Tests run with kmemleak on; benchmarks boot a kernel built without it.
 params="panic_on_warn=0 kmemleak=on"
-[ "$mode" = bench ] && params="panic_on_warn=0 kmemleak=off lockdep.prove_locking=0"
+[ "$mode" = bench ] && params="panic_on_warn=0"
 
 # Test runs keep the kernel's console in console.log, for oopses that end
 # the guest before it can save dmesg.
