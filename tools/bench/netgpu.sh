@@ -20,13 +20,14 @@
 # time CPU 1 was not idle, and the CPU time of the receiving process plus
 # ngs1's NAPI threads. Under TCG the two disagree at times, by up to a
 # third (the threads' time being the larger; the cause is not found): the
-# larger is used, and both are shown. The NAPI share includes the sim's "DMA engine", which
-# copies every byte in all three modes (hardware does that for free): the
-# sim counts its time (ethtool -S rxN_dma_ns), and each row also shows the
-# receiver CPU without it, what a hardware NIC would leave. Throughput is
-# BYTES over the sender's elapsed time. Prints the ratios netgpu/devmem and
-# netgpu/copy, with and without the emulated DMA. Needs what sim_lib.sh needs,
-# NETGPU_NCDEVMEM, netgpu.ko loaded, netgpu_recv on PATH and two vCPUs.
+# larger is used, and both are shown. The NAPI share includes the sim's
+# "DMA engine", which copies every byte in all three modes (hardware does
+# that for free): the sim counts its time (ethtool -S rxN_dma_ns), and each
+# row also shows the receiver CPU without it, what a hardware NIC would
+# leave. Throughput is BYTES over the sender's elapsed time. Prints the
+# ratios netgpu/devmem and netgpu/copy, with and without the emulated DMA.
+# Needs what sim_lib.sh needs, NETGPU_NCDEVMEM, netgpu.ko loaded,
+# netgpu_recv on PATH and two vCPUs.
 
 # shellcheck source=tools/testing/selftests/netgpu/sim_lib.sh
 . "$(dirname "$0")/../testing/selftests/netgpu/sim_lib.sh" >/dev/null
@@ -57,11 +58,14 @@ pin_napi() {
 	for p in $(pgrep '^napi/ngs1-'); do taskset -pc "$RX_CPU" "$p" >/dev/null; done
 	for p in $(pgrep '^napi/ngs0-'); do taskset -pc "$TX_CPU" "$p" >/dev/null; done
 }
+# proc_ticks PID: user+system ticks of process PID so far, or nothing if
+# it is gone
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null; }
 # napi_ticks: user+system ticks of ngs1's NAPI threads so far
 napi_ticks() {
 	local p
 	for p in $(pgrep '^napi/ngs1-'); do
-		awk '{ print $14 + $15 }' "/proc/$p/stat"
+		proc_ticks "$p"
 	done | awk '{ t += $1 } END { print t + 0 }'
 }
 
@@ -79,9 +83,6 @@ split_on() {
 	$B ethtool -X ngs1 equal 3
 }
 
-# proc_ticks PID: user+system ticks of process PID so far, or nothing if
-# it is gone
-proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null; }
 # ended FILE PID: the receiver said the streams ended (netgpu_recv), or
 # process PID (its /usr/bin/time) is gone
 ended() {

@@ -9,7 +9,6 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$root/out/bench
 rm -rf "$out"
 mkdir -p "$out"
-# The benchmark kernel: the test kernel without its debug options.
 kdir=$(NETGPU_KERNEL=bench "$root/tools/vm/prepare.sh")
 "$root/tools/vm/run.sh" "$kdir" "$out" bench >/dev/null 2>&1 || true
 if [ -f "$out/done" ] && [ -s "$out/bench.txt" ]; then
