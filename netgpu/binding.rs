@@ -95,6 +95,18 @@ impl Revoke for Binding {
     }
 }
 
+/// Why [`Binding::bind`] failed.
+pub(crate) enum BindError {
+    /// The region is bound to a queue already.
+    RegionBound,
+    /// The queue's DMA device cannot attach, pin or map the region: the
+    /// exporter's errno (`EINVAL` from vfio-pci when the device cannot
+    /// reach the BAR peer to peer).
+    Map(Error),
+    /// Allocating the binding or installing the provider failed.
+    Install(Error),
+}
+
 impl Binding {
     /// Maps `region` for RX queue `queue` of `dev` and installs netgpu's
     /// provider on it. `dev` must be locked by the caller's checks having
@@ -106,9 +118,9 @@ impl Binding {
         dev: NetDevRef,
         queue: u32,
         dma: ARef<Device>,
-    ) -> Result<Arc<Self>> {
+    ) -> Result<Arc<Self>, BindError> {
         if region.bound.swap(true, Ordering::AcqRel) {
-            return Err(EBUSY);
+            return Err(BindError::RegionBound);
         }
         let ifindex = dev.ifindex();
         let r = region.clone();
@@ -130,11 +142,15 @@ impl Binding {
             }? Error),
             GFP_KERNEL,
         )
-        .inspect_err(|_| r.bound.store(false, Ordering::Release))?;
+        .map_err(|e| {
+            r.bound.store(false, Ordering::Release);
+            BindError::Install(e)
+        })?;
         // From here on dropping `b` clears `region.bound`.
         // SAFETY: `b` owns the mapping, so the `Arc` outlives it.
-        let mapping = unsafe { Mapping::new(&r.dmabuf, dma, b.as_arc_borrow()) }?;
-        b.set_dma_addrs(&mapping)?;
+        let mapping =
+            unsafe { Mapping::new(&r.dmabuf, dma, b.as_arc_borrow()) }.map_err(BindError::Map)?;
+        b.set_dma_addrs(&mapping).map_err(BindError::Map)?;
         *b.mapping.lock() = Some(mapping);
         // Installed and recorded under the instance lock, which the
         // provider's `uninstall` also runs under: it either sees the netdev
@@ -142,9 +158,11 @@ impl Binding {
         let keep = dev.clone_ref();
         let locked = dev.lock();
         if !locked.registered() {
-            return Err(ENODEV);
+            return Err(BindError::Install(ENODEV));
         }
-        locked.mp_open(queue, provider::ops(), Arc::as_ptr(&b).cast_mut().cast())?;
+        locked
+            .mp_open(queue, provider::ops(), Arc::as_ptr(&b).cast_mut().cast())
+            .map_err(BindError::Install)?;
         *b.dev.lock() = Some(keep);
         drop(locked);
         Ok(b)

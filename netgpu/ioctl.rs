@@ -18,7 +18,7 @@ use kernel::{
 };
 
 use super::{
-    binding::Binding,
+    binding::{BindError, Binding},
     context::{Attached, Context},
     recv::{self, Recv},
     region::Region,
@@ -385,15 +385,16 @@ fn bind_queue(call: &Call<'_>) -> Result<isize> {
     };
     let id = call.ctx.state.lock().next_id()?;
     let rid = region.id;
-    let b = Binding::bind(id, call.ctx.id, region, dev, q, dma).map_err(|e| {
-        if e == EBUSY {
-            call.reject(e, format_args!("region {rid} is bound"))
-        } else {
-            call.reject(
-                e,
-                format_args!("region {rid} cannot be bound to queue {q} of ifindex {ifindex}"),
-            )
-        }
+    let b = Binding::bind(id, call.ctx.id, region, dev, q, dma).map_err(|e| match e {
+        BindError::RegionBound => call.reject(EBUSY, format_args!("region {rid} is bound")),
+        BindError::Map(e) => call.reject(
+            e,
+            format_args!("the DMA device of ifindex {ifindex} cannot map region {rid}"),
+        ),
+        BindError::Install(e) => call.reject(
+            e,
+            format_args!("region {rid} cannot be bound to queue {q} of ifindex {ifindex}"),
+        ),
     })?;
     if let Err(e) = call.ctx.state.lock().bindings.push(b.clone(), GFP_KERNEL) {
         b.unbind();

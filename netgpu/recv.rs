@@ -190,7 +190,12 @@ impl<'a> Recv<'a> {
             {
                 let mut vmap = region.vmap.lock();
                 if vmap.is_none() {
-                    *vmap = Some(Vmap::new(&region.dmabuf)?);
+                    // Exporters of device memory (vfio-pci BARs) have no
+                    // CPU mapping to give.
+                    let v =
+                        Vmap::new(&region.dmabuf)
+                            .map_err(|e| if e == ENOMEM { e } else { ENXIO })?;
+                    *vmap = Some(v);
                 }
                 if let Some(v) = vmap.as_ref() {
                     v.begin_cpu_write()?;
