@@ -3,9 +3,12 @@
 #
 # Boot the test kernel in a virtme-ng guest and run tools/vm/guest.sh there.
 # Usage: run.sh KDIR OUT MODE
-# The guest has no network device; OUT is shared read-write. KVM is used
-# only where a probe boot showed it works on this machine (a KVM guest hung
-# at "Decompressing Linux" on some hosts); otherwise TCG.
+# The guest has no network device; OUT is shared read-write. Behind one
+# PCIe switch it has an ivshmem function, whose 16 MiB BAR 2 is memory the
+# tests export as a DMA-buf through vfio-pci, and a pci-testdev function a
+# netgpu-sim pair sits on, so that the two reach each other peer to peer.
+# KVM is used only where a probe boot showed it works on this machine (a
+# KVM guest hung at "Decompressing Linux" on some hosts); otherwise TCG.
 set -u
 kdir=$1
 out=$2
@@ -25,12 +28,22 @@ params="panic_on_warn=0 kmemleak=on"
 verbose=
 [ "$mode" = check ] && verbose=--verbose
 
+pci="-device pcie-root-port,id=ngrp,bus=pcie.0,chassis=10"
+pci+=" -device x3130-upstream,id=ngup,bus=ngrp"
+pci+=" -device xio3130-downstream,id=ngdn0,bus=ngup,chassis=11,slot=0"
+pci+=" -device xio3130-downstream,id=ngdn1,bus=ngup,chassis=12,slot=1"
+pci+=" -object memory-backend-ram,id=ngbar,size=16M"
+pci+=" -device ivshmem-plain,memdev=ngbar,bus=ngdn0"
+pci+=" -device pci-testdev,bus=ngdn1"
+
 boot() { # boot ACCEL_ARGS TIMEOUT CMD
 	local accel=$1 limit=$2 cmd=$3
 	# shellcheck disable=SC2086
 	timeout --foreground -k 10 "$limit" vng --run "$image" $accel \
 		--cpus 2 --memory 2G --rwdir "$out" --cwd "$root" \
-		--append "$params" $verbose --exec "$cmd" </dev/null
+		--append "$params" $verbose --exec "$cmd" \
+		--qemu-opts="$pci" \
+		</dev/null
 }
 
 accel=--disable-kvm
