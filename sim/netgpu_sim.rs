@@ -25,6 +25,7 @@ use kernel::types::Opaque;
 mod ethtool;
 mod flow;
 mod netdev;
+mod pci;
 mod port;
 mod rxq;
 
@@ -55,10 +56,16 @@ unsafe impl Sync for LinkOps {}
 
 struct SimModule {
     ops: Pin<KBox<LinkOps>>,
+    /// Dropped after `ops` is unregistered, which deletes the pairs on its functions.
+    _pci: Pin<KBox<kernel::driver::Registration<kernel::pci::Adapter<pci::SimPci>>>>,
 }
 
 impl kernel::Module for SimModule {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let pci = KBox::pin_init(
+            kernel::driver::Registration::new(pci::DRIVER_NAME, module),
+            GFP_KERNEL,
+        )?;
         let ops = KBox::pin(LinkOps(Opaque::new(port::link_ops_value())), GFP_KERNEL)?;
         LINK_OPS.store(ops.0.get(), Ordering::Release);
         // SAFETY: `ops` is pinned and lives until `drop` unregisters it.
@@ -67,7 +74,7 @@ impl kernel::Module for SimModule {
             LINK_OPS.store(core::ptr::null_mut(), Ordering::Release);
             return Err(Error::from_errno(err));
         }
-        Ok(SimModule { ops })
+        Ok(SimModule { ops, _pci: pci })
     }
 }
 

@@ -19,12 +19,13 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 use kernel::str::CString;
-use kernel::sync::{rcu, Arc};
+use kernel::sync::{aref::ARef, rcu, Arc};
 use kernel::types::Opaque;
 
 use crate::ethtool;
 use crate::flow::{self, Steering, PARSE_LEN};
 use crate::netdev::{NetDev, Skb};
+use crate::pci::P2pWindows;
 use crate::rxq::{self, RxQueue, WireInfo};
 
 /// `rtnl_link_ops` kind.
@@ -34,6 +35,9 @@ const PEER_TEMPLATE: &CStr = c"ngsp%d";
 /// Attribute in `IFLA_INFO_DATA` carrying the peer's `ifinfomsg` and attributes (the same
 /// number and layout as `VETH_INFO_PEER`).
 pub(crate) const INFO_PEER: u16 = 1;
+/// Attribute in `IFLA_INFO_DATA` naming the PCI function (bound to netgpu_sim) the pair
+/// sits on, e.g. "0000:03:00.0"; without it the pair gets a faux device.
+pub(crate) const INFO_DMA_DEV: u16 = 2;
 /// Queues of a device created without `numrxqueues`/`numtxqueues`.
 const DEFAULT_QUEUES: u32 = 4;
 /// Largest MTU: jumbo frames.
@@ -58,19 +62,25 @@ pub(crate) struct Ops<T>(pub(crate) T);
 // SAFETY: the tables are immutable and only hold function pointers and constants.
 unsafe impl<T> Sync for Ops<T> {}
 
-/// The parent `struct device` of a pair: a faux device with a 64-bit DMA mask, so that page
-/// pools and dma-buf attachments map memory for it as for a PCI NIC (dma-direct).
+/// The parent `struct device` of a pair, which maps memory for it: a faux device with a
+/// 64-bit DMA mask (dma-direct, as for a PCI NIC without IOMMU), or a PCI function bound
+/// to netgpu_sim (see [`crate::pci`]).
 ///
 /// # Invariants
 ///
-/// `faux` is a registered faux device, destroyed on drop.
+/// `faux`, if not null, is a registered faux device, destroyed on drop; otherwise `pci` is
+/// set.
 pub(crate) struct Pair {
     faux: *mut bindings::faux_device,
+    pci: Option<ARef<kernel::pci::Device>>,
+    /// The BARs the DMA engine reaches peer to peer.
+    pub(crate) p2p: P2pWindows,
 }
 
-// SAFETY: the faux device is only registered and destroyed, from any thread.
+// SAFETY: the faux device is only registered and destroyed, from any thread; the rest is
+// `Send` and `Sync`.
 unsafe impl Send for Pair {}
-// SAFETY: `&Pair` only gives out the device pointer.
+// SAFETY: `&Pair` only gives out the device pointer and the windows.
 unsafe impl Sync for Pair {}
 
 static PAIR_IDS: AtomicU32 = AtomicU32::new(0);
@@ -86,7 +96,14 @@ impl Pair {
         if faux.is_null() {
             return Err(ENOMEM);
         }
-        let pair = Arc::new(Pair { faux }, GFP_KERNEL)?;
+        let pair = Arc::new(
+            Pair {
+                faux,
+                pci: None,
+                p2p: P2pWindows::none(),
+            },
+            GFP_KERNEL,
+        )?;
         let dev = pair.device();
         // SAFETY: `dev` is the registered faux device. Like a platform device, it gets its
         // DMA mask storage pointed at its coherent mask before the mask is set.
@@ -98,17 +115,35 @@ impl Pair {
         Ok(pair)
     }
 
+    /// A pair on PCI function `pdev`, bound to netgpu_sim (which set its DMA mask).
+    fn on_pci(pdev: ARef<kernel::pci::Device>) -> Result<Arc<Self>> {
+        let p2p = P2pWindows::of(&pdev)?;
+        Ok(Arc::new(
+            Pair {
+                faux: ptr::null_mut(),
+                pci: Some(pdev),
+                p2p,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
     /// The DMA device of the pair.
     pub(crate) fn device(&self) -> *mut bindings::device {
-        // SAFETY: `faux` is valid by the type invariant.
-        unsafe { &raw mut (*self.faux).dev }
+        match &self.pci {
+            Some(p) => crate::pci::device_ptr(p),
+            // SAFETY: `faux` is valid when `pci` is not set, by the type invariant.
+            None => unsafe { &raw mut (*self.faux).dev },
+        }
     }
 }
 
 impl Drop for Pair {
     fn drop(&mut self) {
-        // SAFETY: `faux` was created by `faux_device_create` and is destroyed once.
-        unsafe { bindings::faux_device_destroy(self.faux) };
+        if !self.faux.is_null() {
+            // SAFETY: `faux` was created by `faux_device_create` and is destroyed once.
+            unsafe { bindings::faux_device_destroy(self.faux) };
+        }
     }
 }
 
@@ -593,7 +628,30 @@ fn newlink_inner(
         name[..t.len()].copy_from_slice(t);
         bindings::NET_NAME_ENUM
     };
-    let pair = Pair::new()?;
+    let dma_dev = if data.is_null() {
+        ptr::null_mut()
+    } else {
+        // SAFETY: `data` is an array of maxtype + 1 attribute pointers.
+        unsafe { *data.add(INFO_DMA_DEV.into()) }
+    };
+    let pair = if dma_dev.is_null() {
+        Pair::new()?
+    } else {
+        let mut bdf = [0u8; 32];
+        // SAFETY: `bdf` has 32 bytes; the policy made the attribute a NUL-terminated string.
+        unsafe { bindings::nla_strscpy(bdf.as_mut_ptr().cast(), dma_dev, bdf.len()) };
+        let bdf = CStr::from_bytes_until_nul(&bdf).map_err(|_| EINVAL)?;
+        let pdev = crate::pci::bound_function(bdf).inspect_err(|_| {
+            // SAFETY: `extack` is null or valid; the message is a static string.
+            unsafe {
+                if !extack.is_null() {
+                    (*extack)._msg =
+                        c"dma-dev is not a PCI function bound to netgpu_sim".as_char_ptr();
+                }
+            }
+        })?;
+        Pair::on_pci(pdev)?
+    };
     // SAFETY: valid net, name and attributes; the ops are ours and registered.
     let peer = unsafe {
         bindings::rtnl_create_link(
@@ -700,7 +758,7 @@ pub(crate) fn link_ops_value() -> bindings::rtnl_link_ops {
     ops.newlink = Some(newlink);
     ops.dellink = Some(dellink);
     ops.policy = POLICY.0.as_ptr();
-    ops.maxtype = INFO_PEER.into();
+    ops.maxtype = INFO_DMA_DEV.into();
     ops.peer_type = INFO_PEER;
     ops.get_link_net = Some(get_link_net);
     ops.get_num_tx_queues = Some(get_num_queues);
@@ -708,11 +766,13 @@ pub(crate) fn link_ops_value() -> bindings::rtnl_link_ops {
     ops
 }
 
-const fn policy() -> [bindings::nla_policy; 2] {
+const fn policy() -> [bindings::nla_policy; 3] {
     // SAFETY: all-zero is a valid `nla_policy` (NLA_UNSPEC, no length).
-    let mut p: [bindings::nla_policy; 2] = unsafe { core::mem::zeroed() };
+    let mut p: [bindings::nla_policy; 3] = unsafe { core::mem::zeroed() };
     p[INFO_PEER as usize].len = core::mem::size_of::<bindings::ifinfomsg>() as u16;
+    p[INFO_DMA_DEV as usize].type_ = bindings::NLA_NUL_STRING as u8;
+    p[INFO_DMA_DEV as usize].len = 31;
     p
 }
 
-static POLICY: Ops<[bindings::nla_policy; 2]> = Ops(policy());
+static POLICY: Ops<[bindings::nla_policy; 3]> = Ops(policy());

@@ -22,7 +22,7 @@ use kernel::sync::rcu;
 use kernel::types::Opaque;
 
 use crate::netdev::{Skb, TxQueue};
-use crate::port::{self, Ops, PortState, TxStats};
+use crate::port::{self, Ops, Pair, PortState, TxStats};
 
 const PAGE_SIZE: usize = 1 << bindings::PAGE_SHIFT;
 /// Headroom in header buffers (NET_SKB_PAD on x86-64).
@@ -334,7 +334,7 @@ impl RxQueue {
         let head_len = if split { hdr_len } else { len.min(HEAD_CAP) };
         let hdr_pool = self.hdr_pool.load(Ordering::Acquire);
         let data_pool = self.data_pool.load(Ordering::Acquire);
-        let dma_dev = s.pair.device();
+        let pair = &*s.pair;
 
         // The head: a header pool page.
         // SAFETY: `hdr_pool` is this queue's live pool while NAPI runs.
@@ -350,7 +350,7 @@ impl RxQueue {
         // SAFETY: as above.
         let dma = unsafe { bindings::page_pool_get_dma_addr_netmem(netmem) };
         if self
-            .dma(dma_dev, dma + HEADROOM as u64, wire, 0, head_len)
+            .dma(pair, dma + HEADROOM as u64, wire, 0, head_len)
             .is_err()
         {
             // SAFETY: the page is ours, from `hdr_pool`.
@@ -392,7 +392,7 @@ impl RxQueue {
             let dma = unsafe { bindings::page_pool_get_dma_addr_netmem(nm) };
             // SAFETY: `nm` is a netmem.
             unreadable |= unsafe { bindings::netmem_is_net_iov(nm) };
-            let written = self.dma(dma_dev, dma, wire, off, chunk);
+            let written = self.dma(pair, dma, wire, off, chunk);
             // SAFETY: attach the buffer (even on error, so the skb frees it).
             unsafe {
                 let nr = (*bindings::skb_shinfo(skb)).nr_frags;
@@ -451,17 +451,10 @@ impl RxQueue {
     }
 
     /// [`dma_write`], timed into the queue's `dma_ns` counter.
-    fn dma(
-        &self,
-        dev: *mut bindings::device,
-        dma: u64,
-        wire: &Skb,
-        off: usize,
-        len: usize,
-    ) -> Result {
+    fn dma(&self, pair: &Pair, dma: u64, wire: &Skb, off: usize, len: usize) -> Result {
         // SAFETY: reads the CPU's clock; no preconditions.
         let start = unsafe { bindings::local_clock() };
-        let r = dma_write(dev, dma, wire, off, len);
+        let r = dma_write(pair, dma, wire, off, len);
         // SAFETY: as above.
         let ns = unsafe { bindings::local_clock() }.saturating_sub(start);
         self.stats.dma_ns.fetch_add(ns, Ordering::Relaxed);
@@ -469,13 +462,14 @@ impl RxQueue {
     }
 }
 
-/// The "DMA engine": writes `len` bytes of `wire` from `off` to bus address `dma` of
-/// `dev`, which must not cross a page. Resolves the bus address like the IOMMU-less
+/// The "DMA engine": writes `len` bytes of `wire` from `off` to bus address `dma` of the
+/// pair's device, which must not cross a page. Resolves the bus address like the IOMMU-less
 /// platform would (dma-direct), so it reaches exactly the memory the address names,
-/// whoever allocated it.
-fn dma_write(dev: *mut bindings::device, dma: u64, wire: &Skb, off: usize, len: usize) -> Result {
-    // SAFETY: `dev` is a valid device; this only translates the address.
-    let phys = unsafe { bindings::dma_to_phys(dev, dma) };
+/// whoever allocated it: system memory, or a PCI BAR the pair's function reaches peer to
+/// peer (bus and CPU addresses are the same on x86).
+fn dma_write(pair: &Pair, dma: u64, wire: &Skb, off: usize, len: usize) -> Result {
+    // SAFETY: the pair's device is valid; this only translates the address.
+    let phys = unsafe { bindings::dma_to_phys(pair.device(), dma) };
     let pfn = phys >> bindings::PAGE_SHIFT;
     let in_page = (phys as usize) & (PAGE_SIZE - 1);
     if in_page + len > PAGE_SIZE {
@@ -483,7 +477,7 @@ fn dma_write(dev: *mut bindings::device, dma: u64, wire: &Skb, off: usize, len: 
     }
     // SAFETY: only checks the memory map.
     if !unsafe { bindings::pfn_valid(pfn as usize) } {
-        return Err(EFAULT);
+        return pair.p2p.write(phys, wire, off, len);
     }
     // SAFETY: `pfn` is valid; the page is mapped for the copy only.
     let va = unsafe { bindings::kmap_local_page(bindings::pfn_to_page(pfn as usize)) };
