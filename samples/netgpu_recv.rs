@@ -3,13 +3,15 @@
 //! netgpu sample receiver: TCP payload straight into a DMA-buf.
 //!
 //! ```text
-//! netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem]
+//! netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem|vfio:PCI_FUNCTION]
 //!             [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N]
 //!             [--no-verify] [--copy-baseline] [--hold]
 //! ```
 //!
-//! 1. Makes the buffer: a udmabuf from a sealed memfd (default), or a vgem
-//!    dumb buffer exported by PRIME, standing in for GPU memory.
+//! 1. Makes the buffer: a udmabuf from a sealed memfd (default), a vgem
+//!    dumb buffer exported by PRIME, standing in for GPU memory, or BAR 2
+//!    of a PCI function exported by vfio-pci, standing in for a GPU's BAR
+//!    (device memory that only maps peer to peer).
 //! 2. Opens a netgpu context, imports the buffer as a region, sets up the
 //!    rings and binds RX queue QUEUE of IFNAME to the region.
 //! 3. Steers the flow to that queue with an ntuple rule (`ethtool -N`),
@@ -17,7 +19,7 @@
 //! 4. Accepts N TCP connections (default 1) on ADDR PORT and attaches them.
 //! 5. Receives: each completion says where payload landed in the region;
 //!    the bytes are checked against the sender's pattern through the CPU
-//!    mapping of the buffer (memfd or dumb-buffer mmap), then the buffer is
+//!    mapping of the buffer (memfd, dumb-buffer or vfio BAR mmap), then the buffer is
 //!    returned through the refill ring.
 //! 6. Says "all streams ended" on stderr when they have, then prints
 //!    throughput and netgpu's counters. Exit status 0 only if every byte
@@ -247,6 +249,19 @@ fn vgem(size: usize, write: bool) -> io::Result<Buffer> {
     })
 }
 
+/// The first `size` bytes of BAR 2 of PCI function `bdf`, through vfio-pci:
+/// exported as a DMA-buf and mapped through the vfio device.
+fn vfio_bar(bdf: &str, size: usize, write: bool) -> io::Result<Buffer> {
+    let func = vfio::VfioFunction::open(bdf)?;
+    let dmabuf = func.dmabuf(2, 0, size as u64)?;
+    let map = Map::new(func.fd(), size, vfio::VfioFunction::region_offset(2), write)?;
+    Ok(Buffer {
+        dmabuf,
+        map,
+        _keep: func.into_fds(),
+    })
+}
+
 /// An ntuple rule, deleted on drop.
 struct Rule {
     ifname: String,
@@ -290,12 +305,30 @@ impl Drop for Rule {
     }
 }
 
+/// Where the buffer comes from (`--mem`).
+enum Mem {
+    Udmabuf,
+    Vgem,
+    /// BAR 2 of this PCI function, exported by vfio-pci.
+    Vfio(String),
+}
+
+impl Mem {
+    fn name(&self) -> &'static str {
+        match self {
+            Mem::Udmabuf => "udmabuf",
+            Mem::Vgem => "vgem",
+            Mem::Vfio(_) => "vfio BAR",
+        }
+    }
+}
+
 struct Opts {
     ifname: String,
     queue: u32,
     addr: SocketAddr,
     bytes: Option<u64>,
-    vgem: bool,
+    mem: Mem,
     size: usize,
     steer: bool,
     expect: Option<String>,
@@ -307,7 +340,7 @@ struct Opts {
 
 fn parse(args: &[String]) -> Result<Opts, String> {
     let [ifname, queue, addr, port, rest @ ..] = args else {
-        return Err("usage: netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem] [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N] [--no-verify] [--copy-baseline] [--hold]".into());
+        return Err("usage: netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem|vfio:PCI_FUNCTION] [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N] [--no-verify] [--copy-baseline] [--hold]".into());
     };
     let addr: SocketAddr = format!("[{addr}]:{port}")
         .parse()
@@ -318,7 +351,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         queue: queue.parse().map_err(|e| format!("QUEUE {queue}: {e}"))?,
         addr,
         bytes: None,
-        vgem: false,
+        mem: Mem::Udmabuf,
         size: 32 << 20,
         steer: true,
         expect: None,
@@ -333,11 +366,16 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         match a.as_str() {
             "--bytes" => o.bytes = Some(val()?.parse().map_err(|e| format!("--bytes: {e}"))?),
             "--size" => o.size = val()?.parse().map_err(|e| format!("--size: {e}"))?,
-            "--mem" => match val()?.as_str() {
-                "udmabuf" => o.vgem = false,
-                "vgem" => o.vgem = true,
-                m => return Err(format!("--mem {m}: udmabuf or vgem")),
-            },
+            "--mem" => {
+                o.mem = match val()?.as_str() {
+                    "udmabuf" => Mem::Udmabuf,
+                    "vgem" => Mem::Vgem,
+                    m => match m.strip_prefix("vfio:") {
+                        Some(bdf) => Mem::Vfio(bdf.to_string()),
+                        None => return Err(format!("--mem {m}: udmabuf, vgem or vfio:BDF")),
+                    },
+                }
+            }
             "--no-steer" => o.steer = false,
             "--no-verify" => o.verify = false,
             "--copy-baseline" => o.copy_baseline = true,
@@ -360,12 +398,13 @@ fn ifindex(ifname: &str) -> Result<u32, String> {
 
 /// The buffer `o` asks for, its mapping writable if `write`.
 fn buffer(o: &Opts, write: bool) -> Result<Buffer, String> {
-    if o.vgem {
-        vgem(o.size, write)
-    } else {
-        udmabuf(o.size, write)
+    match &o.mem {
+        Mem::Udmabuf => udmabuf(o.size, write).map_err(|e| format!("udmabuf buffer: {e}")),
+        Mem::Vgem => vgem(o.size, write).map_err(|e| format!("vgem buffer: {e}")),
+        Mem::Vfio(bdf) => {
+            vfio_bar(bdf, o.size, write).map_err(|e| format!("vfio {bdf} BAR 2: {e}"))
+        }
     }
-    .map_err(|e| format!("{} buffer: {e}", if o.vgem { "vgem" } else { "udmabuf" }))
 }
 
 /// Tells whoever watches (the benchmark) that the streams are received, before
@@ -434,7 +473,7 @@ fn run_copy(o: &Opts) -> Result<String, String> {
         "received {pos} bytes on 1 connection(s) from {peer}, {}: {:.1} MB/s, copied into the {} buffer (copy baseline, no netgpu)",
         if o.verify { "verified" } else { "not verified" },
         pos as f64 / secs / 1e6,
-        if o.vgem { "vgem" } else { "udmabuf" },
+        o.mem.name(),
     ))
 }
 

@@ -8,6 +8,8 @@
 mod abi;
 pub use abi::*;
 
+pub mod vfio;
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
