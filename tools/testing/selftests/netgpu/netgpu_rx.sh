@@ -18,7 +18,7 @@ log=$(mktemp -d)
 port=5300
 
 echo "TAP version 13"
-echo "1..27"
+echo "1..31"
 
 # wait_bound PID: wait until the netgpu context of process PID has bound a
 # queue (at most 30 s)
@@ -29,18 +29,6 @@ wait_bound() {
 		sleep 0.1
 	done
 	return 1
-}
-# subtests PREFIX CMD...: run a KTAP program, report each of its cases here
-subtests() {
-	local prefix=$1 out line
-	shift
-	out=$("$@" 2>&1)
-	while read -r line; do
-		case $line in
-		"ok "*) ok "$prefix${line#ok [0-9]* }" ;;
-		"not ok "*) nok "$prefix${line#not ok [0-9]* }" "$out" ;;
-		esac
-	done <<<"$out"
 }
 # thresh N: set hds-thresh on ngs1 through ethtool netlink
 thresh() {

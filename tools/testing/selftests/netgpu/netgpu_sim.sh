@@ -11,20 +11,6 @@
 # shellcheck source=tools/testing/selftests/netgpu/sim_lib.sh
 . "$(dirname "$0")/sim_lib.sh"
 
-# xfer PROTO DST_ADDR PORT BYTES [DGRAM]: send from ngsa to ngsb, verify on ngsb
-xfer() {
-	local proto=$1 dst=$2 port=$3 bytes=$4 dgram=${5:-1400} rx rc
-	rx=$(mktemp)
-	$B netgpu_traffic recv "$proto" "$dst" "$port" "$bytes" >"$rx" 2>&1 &
-	local pid=$!
-	sleep 0.5
-	$A netgpu_traffic send "$proto" "$dst" "$port" "$bytes" "$dgram" >/dev/null 2>&1
-	wait $pid
-	rc=$?
-	cat "$rx"
-	rm -f "$rx"
-	return $rc
-}
 busy() { # busy PORT: a long TCP stream ngsa -> ngsb in the background, for 2 s
 	$B netgpu_traffic recv tcp 192.0.2.2 "$1" 100000000 >/dev/null 2>&1 &
 	rxpid=$!

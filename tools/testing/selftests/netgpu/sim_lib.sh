@@ -58,14 +58,48 @@ pair_addrs() {
 	$A ip link set ngs0 up
 	$B ip link set ngs1 up
 }
-# pair_up [ARGS]: a pair ngs0 (netns ngsa, 192.0.2.1, 2001:db8::1) and ngs1
-# (netns ngsb, 192.0.2.2, 2001:db8::2), both up; ARGS go to "ip link add"
+# pair_up [ARGS] [--- TYPE_ARGS]: a pair ngs0 (netns ngsa, 192.0.2.1,
+# 2001:db8::1) and ngs1 (netns ngsb, 192.0.2.2, 2001:db8::2), both up; ARGS
+# go to "ip link add", TYPE_ARGS after "type netgpu-sim" (dma-dev)
 pair_up() {
+	local args=() targs=()
+	while [ $# -gt 0 ] && [ "$1" != --- ]; do
+		args+=("$1")
+		shift
+	done
+	[ $# -gt 0 ] && shift
+	targs=("$@")
 	ip netns add ngsa 2>/dev/null
 	ip netns add ngsb 2>/dev/null
-	IP_LIB_DIR=$IPLIB ip link add ngs0 netns ngsa "$@" type netgpu-sim \
-		peer name ngs1 netns ngsb || return 1
+	IP_LIB_DIR=$IPLIB ip link add ngs0 netns ngsa "${args[@]}" type netgpu-sim \
+		"${targs[@]}" peer name ngs1 netns ngsb || return 1
 	pair_addrs
+}
+# xfer PROTO DST_ADDR PORT BYTES [DGRAM]: send from ngsa to ngsb, verify on ngsb
+xfer() {
+	local proto=$1 dst=$2 port=$3 bytes=$4 dgram=${5:-1400} rx rc
+	rx=$(mktemp)
+	$B netgpu_traffic recv "$proto" "$dst" "$port" "$bytes" >"$rx" 2>&1 &
+	local pid=$!
+	sleep 0.5
+	$A netgpu_traffic send "$proto" "$dst" "$port" "$bytes" "$dgram" >/dev/null 2>&1
+	wait $pid
+	rc=$?
+	cat "$rx"
+	rm -f "$rx"
+	return $rc
+}
+# subtests PREFIX CMD...: run a KTAP program, report each of its cases here
+subtests() {
+	local prefix=$1 out line
+	shift
+	out=$("$@" 2>&1)
+	while read -r line; do
+		case $line in
+		"ok "*) ok "$prefix${line#ok [0-9]* }" ;;
+		"not ok "*) nok "$prefix${line#not ok [0-9]* }" "$out" ;;
+		esac
+	done <<<"$out"
 }
 # provider_pair: load the module and make a pair with 4 queues and ntuple on
 # for a memory provider test, as test "pair_with_4_queues"

@@ -430,12 +430,30 @@ fn import_region_limit() -> Outcome {
     )
 }
 
-/// Whether debugfs lists a DMA-buf with inode number `ino`.
+/// Whether debugfs lists a DMA-buf with inode number `ino`. Mounts debugfs
+/// where `ip netns exec` left a fresh sysfs without it (in its own mount
+/// namespace).
 fn dmabuf_listed(ino: u64) -> io::Result<bool> {
-    let s = std::fs::read_to_string("/sys/kernel/debug/dma_buf/bufinfo")?;
+    const BUFINFO: &str = "/sys/kernel/debug/dma_buf/bufinfo";
+    if !std::path::Path::new(BUFINFO).exists() {
+        // SAFETY: constant, NUL-terminated strings; no mount data.
+        let r = unsafe {
+            libc::mount(
+                c"debugfs".as_ptr(),
+                c"/sys/kernel/debug".as_ptr(),
+                c"debugfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let s = std::fs::read_to_string(BUFINFO)?;
     Ok(s.lines().any(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
-        f.len() >= 6 && f[4] == "udmabuf" && f[5].parse::<u64>().ok() == Some(ino)
+        f.len() >= 6 && f[5].parse::<u64>().ok() == Some(ino)
     }))
 }
 
@@ -1402,6 +1420,270 @@ fn sim_bind_out_of_range() -> Outcome {
     })
 }
 
+/// PCI ids of the ivshmem function the VM runner adds; its BAR 2 is memory.
+const IVSHMEM: (u16, u16) = (0x1af4, 0x1110);
+
+/// A region netgpu-sim's DMA device cannot reach: a PCI BAR exported by
+/// vfio-pci maps only peer to peer, and the sim's device is not on PCI.
+/// BIND_QUEUE fails with the exporter's EINVAL and says why; the import
+/// stays usable as a region, the queue stays free for another region, and
+/// the DMA-buf goes when its holders close it.
+fn sim_bind_unreachable_region() -> Outcome {
+    use std::os::unix::fs::MetadataExt;
+    let found = try_or_fail!(vfio::find_function(IVSHMEM.0, IVSHMEM.1), "PCI scan");
+    let Some(bdf) = found else {
+        return Outcome::Skip("no ivshmem PCI function (tools/vm/run.sh adds one)".into());
+    };
+    let func = try_or_fail!(vfio::VfioFunction::open(&bdf), format!("vfio-pci {bdf}"));
+    let bar = try_or_fail!(func.dmabuf(2, 0, 1 << 20), "VFIO_DEVICE_FEATURE_DMA_BUF");
+    let dup = try_or_fail!(bar.try_clone(), "dup");
+    let ino = try_or_fail!(File::from(dup).metadata(), "fstat").ino();
+    let (ctx, _ub, cq, rq) = try_or_fail!(ready_context(), "context");
+    let (r, size) = try_or_fail!(ctx.import_dmabuf(bar.as_raw_fd()), "import the BAR");
+    check!(size == 1 << 20, "region size {size}, expected {}", 1 << 20);
+    pass!(expect_bind_errno(
+        &ctx,
+        r,
+        3,
+        libc::EINVAL,
+        &format!("the DMA device of ifindex IFX cannot map region {r}"),
+    ));
+    let ifindex = try_or_fail!(sim_ifindex(), "ifindex");
+    let b = try_or_fail!(ctx.bind_queue(ifindex, 3, 1), "BIND_QUEUE of the udmabuf");
+    try_or_fail!(ctx.unbind_queue(b), "UNBIND_QUEUE");
+    // The ring mappings hold the context's file too.
+    drop((ctx, cq, rq));
+    drop(bar);
+    check!(
+        !try_or_fail!(dmabuf_listed(ino), "bufinfo"),
+        "BAR DMA-buf {ino} still listed after the context closed"
+    );
+    drop(func);
+    Outcome::Pass
+}
+
+/// Maps `len` bytes of `fd` from `offset` read-only; the mapping is leaked
+/// for the test's life (a revoked BAR mapping must not be touched, only
+/// left alone).
+fn map_ro(fd: i32, len: usize, offset: u64) -> Result<&'static [u8], String> {
+    // SAFETY: a new shared read-only mapping at an address the kernel picks.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(format!("mmap: {}", io::Error::last_os_error()));
+    }
+    // SAFETY: the mapping is `len` bytes and never unmapped.
+    Ok(unsafe { std::slice::from_raw_parts(p.cast(), len) })
+}
+
+/// A child process, killed and reaped on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits up to `secs` for a kernel log line containing `what`.
+fn wait_kmsg(kmsg: &mut Kmsg, secs: u64, what: &str) -> io::Result<bool> {
+    let mut seen = Vec::new();
+    let found = wait_for(secs, || {
+        seen.extend(kmsg.new_messages());
+        Ok(seen.iter().any(|l| l.contains(what)))
+    })?;
+    Ok(found)
+}
+
+/// Revocation mid-stream. netgpu_p2p.sh sets up ngs1 on a PCI function
+/// behind the same PCIe switch as the ivshmem function, with RSS sending
+/// every flow to queue 3. The receive goes into the ivshmem BAR, exported
+/// by vfio-pci and mapped peer to peer; after 1 MiB verified through the
+/// BAR mapping, memory decoding is turned off and vfio-pci revokes the
+/// DMA-buf. netgpu logs it and unbinds the queue; the rest of the stream
+/// arrives in host memory, which the region cannot take (no CPU mapping of
+/// a BAR DMA-buf), so the receive fails with ENXIO and says why. Once
+/// closed, the DMA-buf is released.
+fn sim_p2p_revoked_mid_stream() -> Outcome {
+    use std::os::unix::fs::MetadataExt;
+    let found = try_or_fail!(vfio::find_function(IVSHMEM.0, IVSHMEM.1), "PCI scan");
+    let Some(bdf) = found else {
+        return Outcome::Skip("no ivshmem PCI function (tools/vm/run.sh adds one)".into());
+    };
+    let size = 4usize << 20;
+    let func = try_or_fail!(vfio::VfioFunction::open(&bdf), format!("vfio-pci {bdf}"));
+    let bar = try_or_fail!(
+        func.dmabuf(2, 0, size as u64),
+        "VFIO_DEVICE_FEATURE_DMA_BUF"
+    );
+    let dup = try_or_fail!(bar.try_clone(), "dup");
+    let ino = try_or_fail!(File::from(dup).metadata(), "fstat").ino();
+    let map = try_or_fail!(
+        map_ro(func.fd(), size, vfio::VfioFunction::region_offset(2)),
+        "BAR mmap"
+    );
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let (r, _) = try_or_fail!(ctx.import_dmabuf(bar.as_raw_fd()), "import the BAR");
+    let (mut cq, mut rq) = try_or_fail!(ctx.setup_rings(1024, 1024), "SETUP_RINGS");
+    let ifindex = try_or_fail!(sim_ifindex(), "ifindex");
+    let b = try_or_fail!(ctx.bind_queue(ifindex, 3, r), "BIND_QUEUE of the BAR");
+    let lst = try_or_fail!(std::net::TcpListener::bind("[2001:db8::2]:5390"), "listen");
+    let sender = try_or_fail!(
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                "ngsa",
+                "netgpu_send",
+                "2001:db8::2",
+                "5390"
+            ])
+            .arg((256u64 << 20).to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn(),
+        "netgpu_send"
+    );
+    let _sender = Child(sender);
+    let (sock, _) = try_or_fail!(lst.accept(), "accept");
+    try_or_fail!(
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(10))),
+        "SO_RCVTIMEO"
+    );
+    let id = try_or_fail!(ctx.attach_socket(sock.as_raw_fd()), "attach");
+    let mut pos = 0u64;
+    while pos < 1 << 20 {
+        try_or_fail!(ctx.recv(id, 256 << 10, 0), format!("RECV at {pos}"));
+        while let Some(e) = cq.pop() {
+            check!(
+                e.flags == 0 && e.region_id == r && e.socket_id == id,
+                "completion {e:?}: expected zero-copy in region {r}"
+            );
+            let got = &map[e.offset as usize..(e.offset + u64::from(e.len)) as usize];
+            if let Some(i) = (0..got.len()).find(|&i| got[i] != netgpu_pattern(pos + i as u64)) {
+                return Outcome::Fail(format!(
+                    "BAR byte at stream offset {} differs",
+                    pos + i as u64
+                ));
+            }
+            pos += u64::from(e.len);
+            rq.push(&NetgpuRqe {
+                offset: e.offset,
+                region_id: r,
+                __pad: 0,
+            });
+        }
+    }
+    let st = try_or_fail!(ctx.stats(b), "stats");
+    check!(
+        st.zc_bytes >= pos,
+        "binding zc bytes {} < {pos}",
+        st.zc_bytes
+    );
+    let mut kmsg = try_or_fail!(Kmsg::open(), "/dev/kmsg");
+    try_or_fail!(func.set_memory_enabled(false), "memory decoding off");
+    let revoked = format!("the DMA-buf exporter revoked region {r}; unbinding queue 3");
+    check!(
+        try_or_fail!(wait_kmsg(&mut kmsg, 10, &revoked), "kmsg"),
+        "no dmesg line '{revoked}' within 10 s"
+    );
+    // The BAR is gone from the CPU too: completions are no longer read.
+    let err = loop {
+        match ctx.recv(id, 256 << 10, 0) {
+            Ok(_) => {
+                while let Some(e) = cq.pop() {
+                    rq.push(&NetgpuRqe {
+                        offset: e.offset,
+                        region_id: e.region_id,
+                        __pad: 0,
+                    });
+                }
+            }
+            Err(e) => break e.raw_os_error().unwrap_or(0),
+        }
+    };
+    check!(
+        err == libc::ENXIO,
+        "RECV after the revocation: {}, expected {}",
+        errname(err),
+        errname(libc::ENXIO)
+    );
+    let why = format!("socket {id}: region not mappable by the CPU for the copy fallback");
+    check!(
+        try_or_fail!(wait_kmsg(&mut kmsg, 1, &why), "kmsg"),
+        "no dmesg line '{why}'"
+    );
+    // The ring mappings hold the context's file too.
+    drop((sock, ctx, cq, rq));
+    drop(bar);
+    drop(func);
+    let gone = try_or_fail!(wait_for(10, || Ok(!dmabuf_listed(ino)?)), "bufinfo");
+    check!(
+        gone,
+        "BAR DMA-buf {ino} still listed 10 s after everything closed"
+    );
+    Outcome::Pass
+}
+
+/// devmem TCP (netdev netlink `bind-rx`, through the tree's ynl) on queue 3
+/// with a vfio-pci BAR DMA-buf: its plain `dma_buf_attach()` is neither
+/// peer-to-peer capable nor revocable, so vfio-pci refuses it with
+/// EOPNOTSUPP. netgpu's attachment of the same kind of DMA-buf is accepted
+/// (netgpu_p2p.sh receives into it).
+fn sim_devmem_refuses_bar() -> Outcome {
+    let found = try_or_fail!(vfio::find_function(IVSHMEM.0, IVSHMEM.1), "PCI scan");
+    let Some(bdf) = found else {
+        return Outcome::Skip("no ivshmem PCI function (tools/vm/run.sh adds one)".into());
+    };
+    let ksrc = try_or_fail!(std::env::var("NETGPU_KSRC"), "NETGPU_KSRC");
+    let func = try_or_fail!(vfio::VfioFunction::open(&bdf), format!("vfio-pci {bdf}"));
+    let bar = try_or_fail!(func.dmabuf(2, 0, 1 << 20), "VFIO_DEVICE_FEATURE_DMA_BUF");
+    // ynl inherits the DMA-buf.
+    // SAFETY: clears close-on-exec of an fd we own.
+    check!(
+        unsafe { libc::fcntl(bar.as_raw_fd(), libc::F_SETFD, 0) } == 0,
+        "F_SETFD: {}",
+        io::Error::last_os_error()
+    );
+    let ifindex = try_or_fail!(sim_ifindex(), "ifindex");
+    let json = format!(
+        r#"{{"ifindex": {ifindex}, "fd": {}, "queues": [{{"id": 3, "type": "rx"}}]}}"#,
+        bar.as_raw_fd()
+    );
+    let out = try_or_fail!(
+        std::process::Command::new("python3")
+            .arg(format!("{ksrc}/tools/net/ynl/pyynl/cli.py"))
+            .arg("--no-schema")
+            .arg("--spec")
+            .arg(format!("{ksrc}/Documentation/netlink/specs/netdev.yaml"))
+            .args(["--do", "bind-rx", "--json", &json])
+            .output(),
+        "ynl"
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    check!(
+        !out.status.success(),
+        "devmem bind-rx of a BAR succeeded: {text}"
+    );
+    check!(
+        // ynl prints the extack message and strerror(EOPNOTSUPP).
+        text.contains("Failed to bind dmabuf to device")
+            && text.contains("Operation not supported"),
+        "devmem bind-rx did not fail at the attachment with EOPNOTSUPP: {text}"
+    );
+    Outcome::Pass
+}
+
 /// Runs `f` on a new thread, after `setup` ran there.
 fn on_thread(setup: fn() -> io::Result<()>, f: fn() -> Outcome) -> Outcome {
     std::thread::spawn(move || match setup() {
@@ -1926,11 +2208,17 @@ fn main() -> std::process::ExitCode {
                 ("bind_wrong_netns_enodev", sim_bind_wrong_netns),
                 ("bind_xdp_attached_eexist", sim_bind_xdp_attached),
                 ("bind_af_xdp_ebusy", sim_bind_af_xdp),
+                (
+                    "bind_unreachable_region_einval",
+                    sim_bind_unreachable_region,
+                ),
             ];
             let extra: &[Test] = &[
                 ("bind_hds_off_einval", sim_bind_hds_off),
                 ("bind_hds_thresh_einval", sim_bind_hds_thresh),
                 ("netns_deleted_while_bound", sim_netns_deleted_while_bound),
+                ("p2p_revoked_mid_stream", sim_p2p_revoked_mid_stream),
+                ("devmem_refuses_bar", sim_devmem_refuses_bar),
             ];
             return match rest {
                 [] => ktap::run(sim),
