@@ -65,16 +65,20 @@ unsafe impl<T> Sync for Ops<T> {}
 /// The parent `struct device` of a pair, which maps memory for it: a faux device with a
 /// 64-bit DMA mask (dma-direct, as for a PCI NIC without IOMMU), or a PCI function bound
 /// to netgpu_sim (see [`crate::pci`]).
+pub(crate) struct Pair {
+    dev: DmaDev,
+    /// The BARs the DMA engine reaches peer to peer.
+    pub(crate) p2p: P2pWindows,
+}
+
+/// The device a pair maps memory for.
 ///
 /// # Invariants
 ///
-/// `faux`, if not null, is a registered faux device, destroyed on drop; otherwise `pci` is
-/// set.
-pub(crate) struct Pair {
-    faux: *mut bindings::faux_device,
-    pci: Option<ARef<kernel::pci::Device>>,
-    /// The BARs the DMA engine reaches peer to peer.
-    pub(crate) p2p: P2pWindows,
+/// A `Faux` device is registered, and destroyed when the pair is dropped.
+enum DmaDev {
+    Faux(ptr::NonNull<bindings::faux_device>),
+    Pci(ARef<kernel::pci::Device>),
 }
 
 // SAFETY: the faux device is only registered and destroyed, from any thread; the rest is
@@ -93,13 +97,10 @@ impl Pair {
         let faux = unsafe {
             bindings::faux_device_create(name.as_char_ptr(), ptr::null_mut(), ptr::null())
         };
-        if faux.is_null() {
-            return Err(ENOMEM);
-        }
+        let faux = ptr::NonNull::new(faux).ok_or(ENOMEM)?;
         let pair = Arc::new(
             Pair {
-                faux,
-                pci: None,
+                dev: DmaDev::Faux(faux),
                 p2p: P2pWindows::none(),
             },
             GFP_KERNEL,
@@ -120,8 +121,7 @@ impl Pair {
         let p2p = P2pWindows::of(&pdev)?;
         Ok(Arc::new(
             Pair {
-                faux: ptr::null_mut(),
-                pci: Some(pdev),
+                dev: DmaDev::Pci(pdev),
                 p2p,
             },
             GFP_KERNEL,
@@ -130,19 +130,19 @@ impl Pair {
 
     /// The DMA device of the pair.
     pub(crate) fn device(&self) -> *mut bindings::device {
-        match &self.pci {
-            Some(p) => crate::pci::device_ptr(p),
-            // SAFETY: `faux` is valid when `pci` is not set, by the type invariant.
-            None => unsafe { &raw mut (*self.faux).dev },
+        match &self.dev {
+            DmaDev::Pci(p) => crate::pci::device_ptr(p),
+            // SAFETY: the faux device is registered, by the type invariant.
+            DmaDev::Faux(f) => unsafe { &raw mut (*f.as_ptr()).dev },
         }
     }
 }
 
 impl Drop for Pair {
     fn drop(&mut self) {
-        if !self.faux.is_null() {
-            // SAFETY: `faux` was created by `faux_device_create` and is destroyed once.
-            unsafe { bindings::faux_device_destroy(self.faux) };
+        if let DmaDev::Faux(f) = self.dev {
+            // SAFETY: created by `faux_device_create`, destroyed once, here.
+            unsafe { bindings::faux_device_destroy(f.as_ptr()) };
         }
     }
 }
