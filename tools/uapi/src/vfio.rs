@@ -17,6 +17,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::raw_ioctl;
+
 /// `_IO(VFIO_TYPE, VFIO_BASE + n)`.
 const fn vfio_io(n: u32) -> u32 {
     ((b';' as u32) << 8) | (100 + n)
@@ -25,7 +27,7 @@ const VFIO_SET_IOMMU: u32 = vfio_io(2);
 const VFIO_GROUP_SET_CONTAINER: u32 = vfio_io(4);
 const VFIO_GROUP_GET_DEVICE_FD: u32 = vfio_io(6);
 const VFIO_DEVICE_FEATURE: u32 = vfio_io(17);
-const VFIO_NOIOMMU_IOMMU: libc::c_ulong = 8;
+const VFIO_NOIOMMU_IOMMU: usize = 8;
 const VFIO_DEVICE_FEATURE_GET: u32 = 1 << 16;
 const VFIO_DEVICE_FEATURE_DMA_BUF: u32 = 11;
 /// Region index of the PCI config space.
@@ -41,34 +43,25 @@ pub fn find_function(vendor: u16, device: u16) -> io::Result<Option<String>> {
     let id = |dir: &Path, f: &str| -> io::Result<String> {
         Ok(fs::read_to_string(dir.join(f))?.trim().to_string())
     };
-    let mut found: Vec<String> = Vec::new();
+    let mut first: Option<String> = None;
     for e in fs::read_dir(PCI_DEVICES)? {
         let dir = e?.path();
         if id(&dir, "vendor")? == format!("{vendor:#06x}")
             && id(&dir, "device")? == format!("{device:#06x}")
         {
-            found.push(e_name(&dir));
+            let name = file_name(&dir);
+            if first.as_ref().is_none_or(|f| name < *f) {
+                first = Some(name);
+            }
         }
     }
-    found.sort();
-    Ok(found.into_iter().next())
+    Ok(first)
 }
 
-fn e_name(p: &Path) -> String {
+fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-fn ioctl(fd: &OwnedFd, cmd: u32, arg: libc::c_ulong) -> io::Result<i32> {
-    // SAFETY: every caller passes the argument `cmd` takes: an integer, or
-    // a pointer to a live buffer of the size the command reads and writes.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), cmd as libc::c_ulong, arg) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
 }
 
 fn open_rw(path: &str) -> io::Result<OwnedFd> {
@@ -90,7 +83,9 @@ impl VfioFunction {
         fs::write(NOIOMMU_PARAM, "1")
             .map_err(|e| io::Error::new(e.kind(), format!("{NOIOMMU_PARAM}: {e}")))?;
         let dev = Path::new(PCI_DEVICES).join(bdf);
-        let driver = fs::read_link(dev.join("driver")).ok().map(|d| e_name(&d));
+        let driver = fs::read_link(dev.join("driver"))
+            .ok()
+            .map(|d| file_name(&d));
         if driver.as_deref() != Some("vfio-pci") {
             if driver.is_some() {
                 fs::write(dev.join("driver/unbind"), bdf)?;
@@ -98,7 +93,7 @@ impl VfioFunction {
             fs::write(dev.join("driver_override"), "vfio-pci")?;
             fs::write("/sys/bus/pci/drivers_probe", bdf)?;
         }
-        let group = e_name(&fs::read_link(dev.join("iommu_group")).map_err(|e| {
+        let group = file_name(&fs::read_link(dev.join("iommu_group")).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("{bdf} has no IOMMU group after binding to vfio-pci"),
@@ -106,19 +101,27 @@ impl VfioFunction {
         })?);
         let container = open_rw("/dev/vfio/vfio")?;
         let group = open_rw(&format!("/dev/vfio/noiommu-{group}"))?;
-        let cfd: libc::c_int = container.as_raw_fd();
-        ioctl(
-            &group,
-            VFIO_GROUP_SET_CONTAINER,
-            &cfd as *const _ as libc::c_ulong,
-        )?;
-        ioctl(&container, VFIO_SET_IOMMU, VFIO_NOIOMMU_IOMMU)?;
+        let mut cfd: libc::c_int = container.as_raw_fd();
+        // SAFETY: VFIO_GROUP_SET_CONTAINER reads an int, the container's fd.
+        unsafe {
+            raw_ioctl(
+                group.as_raw_fd(),
+                VFIO_GROUP_SET_CONTAINER,
+                (&raw mut cfd).cast(),
+            )
+        }?;
+        let iommu = std::ptr::without_provenance_mut(VFIO_NOIOMMU_IOMMU);
+        // SAFETY: VFIO_SET_IOMMU takes the IOMMU type as its argument.
+        unsafe { raw_ioctl(container.as_raw_fd(), VFIO_SET_IOMMU, iommu) }?;
         let name = std::ffi::CString::new(bdf).map_err(io::Error::other)?;
-        let fd = ioctl(
-            &group,
-            VFIO_GROUP_GET_DEVICE_FD,
-            name.as_ptr() as libc::c_ulong,
-        )?;
+        // SAFETY: VFIO_GROUP_GET_DEVICE_FD reads a NUL-terminated name.
+        let fd = unsafe {
+            raw_ioctl(
+                group.as_raw_fd(),
+                VFIO_GROUP_GET_DEVICE_FD,
+                name.as_ptr().cast_mut().cast(),
+            )
+        }?;
         // SAFETY: the ioctl returned a new file descriptor that we own.
         let device = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(VfioFunction {
@@ -146,11 +149,15 @@ impl VfioFunction {
         }
         buf[24..32].copy_from_slice(&offset.to_ne_bytes());
         buf[32..40].copy_from_slice(&len.to_ne_bytes());
-        let fd = ioctl(
-            &self.device,
-            VFIO_DEVICE_FEATURE,
-            buf.as_mut_ptr() as libc::c_ulong,
-        )?;
+        // SAFETY: VFIO_DEVICE_FEATURE reads and writes `argsz` (the first
+        // word: `buf.len()`) bytes of `buf`.
+        let fd = unsafe {
+            raw_ioctl(
+                self.device.as_raw_fd(),
+                VFIO_DEVICE_FEATURE,
+                buf.as_mut_ptr().cast(),
+            )
+        }?;
         // SAFETY: the ioctl returned a new file descriptor that we own.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
