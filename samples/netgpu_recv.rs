@@ -19,8 +19,8 @@
 //! 4. Accepts N TCP connections (default 1) on ADDR PORT and attaches them.
 //! 5. Receives: each completion says where payload landed in the region;
 //!    the bytes are checked against the sender's pattern through the CPU
-//!    mapping of the buffer (memfd, dumb-buffer or vfio BAR mmap), then the buffer is
-//!    returned through the refill ring.
+//!    mapping of the buffer (memfd, dumb-buffer or vfio BAR mmap), then the
+//!    buffer is returned through the refill ring.
 //! 6. Says "all streams ended" on stderr when they have, then prints
 //!    throughput and netgpu's counters. Exit status 0 only if every byte
 //!    matched, every stream ended, and each was `--bytes` long if given.

@@ -1047,22 +1047,7 @@ fn netgpu_pattern(off: u64) -> u8 {
 
 /// The memfd of a udmabuf, mapped read-only, as a slice.
 fn map_memfd(ub: &Udmabuf) -> Result<&'static [u8], String> {
-    // SAFETY: a new shared read-only mapping, leaked for the test's life.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            ub.size,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            ub.memfd.as_raw_fd(),
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(format!("mmap memfd: {}", io::Error::last_os_error()));
-    }
-    // SAFETY: the mapping is `ub.size` bytes and never unmapped.
-    Ok(unsafe { std::slice::from_raw_parts(p.cast(), ub.size) })
+    map_ro(ub.memfd.as_raw_fd(), ub.size, 0).map_err(|e| format!("memfd {e}"))
 }
 
 fn copy_fallback_loopback() -> Outcome {
@@ -1497,11 +1482,10 @@ impl Drop for Child {
 /// Waits up to `secs` for a kernel log line containing `what`.
 fn wait_kmsg(kmsg: &mut Kmsg, secs: u64, what: &str) -> io::Result<bool> {
     let mut seen = Vec::new();
-    let found = wait_for(secs, || {
+    wait_for(secs, || {
         seen.extend(kmsg.new_messages());
         Ok(seen.iter().any(|l| l.contains(what)))
-    })?;
-    Ok(found)
+    })
 }
 
 /// Revocation mid-stream. netgpu_p2p.sh sets up ngs1 on a PCI function
