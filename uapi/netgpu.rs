@@ -20,7 +20,7 @@ pub const NETGPU_IOC_TYPE: u32 = 0xE6;
 
 /// Regions backed by a DMA-buf.
 pub const NETGPU_FEATURE_DMABUF: u64 = 1 << 0;
-/// Regions backed by PCI P2PDMA memory.
+/// [`NETGPU_IOC_IMPORT_P2PMEM`]: regions backed by PCI P2PDMA memory.
 pub const NETGPU_FEATURE_P2PDMA: u64 = 1 << 1;
 /// Completion and refill rings.
 pub const NETGPU_FEATURE_RINGS: u64 = 1 << 2;
@@ -236,6 +236,34 @@ pub const NETGPU_IOC_IMPORT_DMABUF: u32 = ioc::ioc(
     NETGPU_IOC_TYPE,
     0x01,
     size_of::<NetgpuImportDmabuf>(),
+);
+
+uapi_struct! {
+    /// Argument of [`NETGPU_IOC_IMPORT_P2PMEM`].
+    pub struct NetgpuImportP2pmem {
+        /// In: start of the memory in the caller's address space, page aligned.
+        pub addr: u64,
+        /// In: length in bytes, a nonzero multiple of the page size.
+        pub size: u64,
+        /// In: must be zero.
+        pub flags: u32,
+        /// Out: id of the new region.
+        pub region_id: u32,
+        /// In: must be zero; out: zero.
+        pub reserved: [u64; 2],
+    }
+}
+
+/// First published size of [`NetgpuImportP2pmem`].
+pub const NETGPU_IMPORT_P2PMEM_SIZE_VER0: usize = 40;
+
+/// `NETGPU_IOC_IMPORT_P2PMEM`: make PCI P2PDMA memory mapped in the caller's
+/// address space (a p2pmem provider's `p2pmem/allocate` file) a region.
+pub const NETGPU_IOC_IMPORT_P2PMEM: u32 = ioc::ioc(
+    ioc::READ | ioc::WRITE,
+    NETGPU_IOC_TYPE,
+    0x09,
+    size_of::<NetgpuImportP2pmem>(),
 );
 
 /// Most entries of a ring.

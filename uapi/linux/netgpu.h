@@ -40,7 +40,7 @@
  */
 /* NETGPU_IOC_IMPORT_DMABUF: regions backed by a DMA-buf. */
 #define NETGPU_FEATURE_DMABUF		_BITULL(0)
-/* Regions backed by PCI P2PDMA memory. */
+/* NETGPU_IOC_IMPORT_P2PMEM: regions backed by PCI P2PDMA memory. */
 #define NETGPU_FEATURE_P2PDMA		_BITULL(1)
 /* Completion and refill rings, NETGPU_IOC_SETUP_RINGS. */
 #define NETGPU_FEATURE_RINGS		_BITULL(2)
@@ -124,6 +124,54 @@ struct netgpu_import_dmabuf {
  * fields), ENOSPC (the context holds %NETGPU_MAX_REGIONS regions), ENOMEM.
  */
 #define NETGPU_IOC_IMPORT_DMABUF	_IOWR(NETGPU_IOC_TYPE, 0x01, struct netgpu_import_dmabuf)
+
+/**
+ * struct netgpu_import_p2pmem - argument of %NETGPU_IOC_IMPORT_P2PMEM
+ * @addr: in: start of the memory in the caller's address space, page
+ *	aligned.
+ * @size: in: length of the memory in bytes, a nonzero multiple of the page
+ *	size.
+ * @flags: in: must be zero.
+ * @region_id: out: id of the new region.
+ * @reserved: in: must be zero; out: zero.
+ */
+struct netgpu_import_p2pmem {
+	__u64 addr;
+	__u64 size;
+	__u32 flags;
+	__u32 region_id;
+	__u64 reserved[2];
+};
+
+/* First published size of struct netgpu_import_p2pmem. */
+#define NETGPU_IMPORT_P2PMEM_SIZE_VER0	40
+
+/*
+ * NETGPU_IOC_IMPORT_P2PMEM - make PCI P2PDMA memory a region of the context.
+ *
+ * @addr and @size name a shared mapping of PCI peer-to-peer memory in the
+ * caller's address space, such as the sysfs file p2pmem/allocate of a p2pmem
+ * provider (/sys/bus/pci/devices/<function>/p2pmem/allocate, mapped
+ * MAP_SHARED and writable at offset 0). P2PDMA memory must stay
+ * hot-unpluggable, so the region holds the pages only while they stay mapped
+ * there: once the mapping changes (munmap, mremap, mprotect, or the
+ * provider's driver unbinding, which unmaps it) the region is revoked like a
+ * DMA-buf whose exporter revokes it: its binding is unbound, the pages are
+ * let go of, and receives that need its memory fail with ENXIO. The region
+ * keeps its id until the context is closed.
+ *
+ * A queue can be bound to such a region only if its DMA device reaches the
+ * provider peer to peer (NETGPU_IOC_BIND_QUEUE fails with ENXIO otherwise).
+ * The copy fallback writes such a region through the kernel's own (uncached)
+ * mapping of P2PDMA memory.
+ *
+ * Errors: EINVAL (@addr or @size not page aligned, @size zero, memory that
+ * is not PCI P2PDMA memory, nonzero flags or reserved fields), EFAULT (part
+ * of the range is not mapped, not by pages, or not writable), EAGAIN (the
+ * mapping changed while it was being pinned), ENOSPC (the context holds
+ * %NETGPU_MAX_REGIONS regions), ENOMEM.
+ */
+#define NETGPU_IOC_IMPORT_P2PMEM	_IOWR(NETGPU_IOC_TYPE, 0x09, struct netgpu_import_p2pmem)
 
 /*
  * Rings. A context has one completion ring (CQ), which the kernel fills and

@@ -70,6 +70,17 @@ impl Netgpu {
         let r = self.call(NETGPU_IOC_IMPORT_DMABUF, &arg)?;
         Ok((r.region_id, r.size))
     }
+
+    /// `NETGPU_IOC_IMPORT_P2PMEM`: pins `size` bytes of PCI P2PDMA memory
+    /// mapped at `addr`; returns the region id.
+    pub fn import_p2pmem(&self, addr: usize, size: usize) -> io::Result<u32> {
+        let arg = NetgpuImportP2pmem {
+            addr: addr as u64,
+            size: size as u64,
+            ..Default::default()
+        };
+        Ok(self.call(NETGPU_IOC_IMPORT_P2PMEM, &arg)?.region_id)
+    }
 }
 
 impl Netgpu {

@@ -72,6 +72,8 @@ fn rust_define(name: &str) -> Option<u64> {
         "NETGPU_IMPORT_DMABUF_SIZE_VER0" => NETGPU_IMPORT_DMABUF_SIZE_VER0 as u64,
         "NETGPU_MAX_REGIONS" => NETGPU_MAX_REGIONS as u64,
         "NETGPU_IOC_IMPORT_DMABUF" => NETGPU_IOC_IMPORT_DMABUF as u64,
+        "NETGPU_IMPORT_P2PMEM_SIZE_VER0" => NETGPU_IMPORT_P2PMEM_SIZE_VER0 as u64,
+        "NETGPU_IOC_IMPORT_P2PMEM" => NETGPU_IOC_IMPORT_P2PMEM as u64,
         "NETGPU_MAX_RING_ENTRIES" => NETGPU_MAX_RING_ENTRIES as u64,
         "NETGPU_MMAP_CQ" => NETGPU_MMAP_CQ,
         "NETGPU_MMAP_RQ" => NETGPU_MMAP_RQ,
@@ -102,6 +104,7 @@ fn rust_struct(name: &str) -> Option<(usize, &'static [FieldLayout])> {
     Some(match name {
         "netgpu_info" => (NetgpuInfo::SIZE, NetgpuInfo::FIELDS),
         "netgpu_import_dmabuf" => (NetgpuImportDmabuf::SIZE, NetgpuImportDmabuf::FIELDS),
+        "netgpu_import_p2pmem" => (NetgpuImportP2pmem::SIZE, NetgpuImportP2pmem::FIELDS),
         "netgpu_ring_offsets" => (NetgpuRingOffsets::SIZE, NetgpuRingOffsets::FIELDS),
         "netgpu_cqe" => (NetgpuCqe::SIZE, NetgpuCqe::FIELDS),
         "netgpu_rqe" => (NetgpuRqe::SIZE, NetgpuRqe::FIELDS),
@@ -223,6 +226,7 @@ fn first_published_sizes_are_current_sizes() {
     // Version 1 of the ABI: nothing has grown yet.
     assert_eq!(NETGPU_INFO_SIZE_VER0, NetgpuInfo::SIZE);
     assert_eq!(NETGPU_IMPORT_DMABUF_SIZE_VER0, NetgpuImportDmabuf::SIZE);
+    assert_eq!(NETGPU_IMPORT_P2PMEM_SIZE_VER0, NetgpuImportP2pmem::SIZE);
     assert_eq!(NETGPU_SETUP_RINGS_SIZE_VER0, NetgpuSetupRings::SIZE);
     assert_eq!(NETGPU_BIND_QUEUE_SIZE_VER0, NetgpuBindQueue::SIZE);
     assert_eq!(NETGPU_UNBIND_QUEUE_SIZE_VER0, NetgpuUnbindQueue::SIZE);
