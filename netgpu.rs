@@ -17,6 +17,8 @@
 //! - [`netgpu`]: the misc device, per-open contexts, regions and ioctl
 //!   dispatch.
 //! - [`dmabuf`]: wrappers over the DMA-buf importer API.
+//! - [`p2pdma`]: PCI P2PDMA memory pinned from user space and mapped for
+//!   a device.
 //! - [`net`]: wrappers over net devices, page pools and net_iovs, and the
 //!   memory provider.
 
@@ -28,6 +30,8 @@ mod dmabuf;
 mod net;
 #[path = "netgpu/mod.rs"]
 mod netgpu;
+#[path = "p2pdma/mod.rs"]
+mod p2pdma;
 #[path = "uapi/netgpu.rs"]
 pub mod uapi;
 

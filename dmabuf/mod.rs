@@ -106,7 +106,7 @@ pub(crate) struct Vmap {
 
 // SAFETY: the mapping is plain kernel virtual memory, usable from any thread.
 unsafe impl Send for Vmap {}
-// SAFETY: writes go through `&mut self` or raw copies the owner serialises.
+// SAFETY: writes go through `with_slice`, whose callers own the bytes.
 unsafe impl Sync for Vmap {}
 
 impl Vmap {
@@ -136,11 +136,25 @@ impl Vmap {
         }
     }
 
-    /// Address of byte `off` of the buffer, if `len` bytes fit from there.
-    pub(crate) fn ptr(&self, off: usize, len: usize) -> Option<*mut u8> {
-        let end = off.checked_add(len)?;
-        // SAFETY: in bounds of the mapping (checked next).
-        (end <= self.dmabuf.size()).then(|| unsafe { self.vaddr.as_ptr().add(off) })
+    /// Calls `f` with bytes `off..off + len` of the buffer to write, if
+    /// they are in it.
+    ///
+    /// The caller owns those bytes: netgpu writes only a buffer the copy
+    /// fallback took off the region's free list, which nobody else touches
+    /// until its completion is posted.
+    pub(crate) fn with_slice<R>(
+        &self,
+        off: usize,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Option<R> {
+        if off.checked_add(len)? > self.dmabuf.size() {
+            return None;
+        }
+        // SAFETY: in bounds of the mapping (checked above), which lives as
+        // long as `self`; the caller owns the bytes (see above).
+        let dst = unsafe { core::slice::from_raw_parts_mut(self.vaddr.as_ptr().add(off), len) };
+        Some(f(dst))
     }
 
     /// Brackets CPU writes for the exporter (cache maintenance).

@@ -7,7 +7,6 @@
 use kernel::{bindings, prelude::*, types::Opaque};
 
 use super::netmem::{NetIov, Netmem};
-use crate::dmabuf::Vmap;
 
 /// An skb on a socket's receive queue, borrowed for the duration of a
 /// `tcp_read_sock` actor call.
@@ -115,16 +114,14 @@ impl Skb {
         })
     }
 
-    /// Copies `len` bytes from offset `off` of the skb's data (which must be
-    /// readable by the CPU there) to byte `dst_off` of `dst`.
-    pub(crate) fn copy_to(&self, off: u32, dst: &Vmap, dst_off: usize, len: usize) -> Result {
-        let to = dst.ptr(dst_off, len).ok_or(EINVAL)?;
-        let len_i = i32::try_from(len).map_err(|_| EINVAL)?;
-        let off_i = i32::try_from(off).map_err(|_| EINVAL)?;
-        // SAFETY: `to` is valid for `len` bytes of writes (checked by
-        // `Vmap::ptr`); `skb_copy_bits()` checks the source range and fails
-        // on fragments the CPU cannot read.
-        let ret = unsafe { bindings::skb_copy_bits(self.raw(), off_i, to.cast(), len_i) };
+    /// Copies `dst.len()` bytes from offset `off` of the skb's data, which
+    /// must be readable by the CPU there, into `dst`.
+    pub(crate) fn copy_to(&self, off: u32, dst: &mut [u8]) -> Result {
+        let len = i32::try_from(dst.len()).map_err(|_| EINVAL)?;
+        let off = i32::try_from(off).map_err(|_| EINVAL)?;
+        // SAFETY: `dst` is valid for `len` bytes of writes; `skb_copy_bits()`
+        // checks the source range and fails on fragments the CPU cannot read.
+        let ret = unsafe { bindings::skb_copy_bits(self.raw(), off, dst.as_mut_ptr().cast(), len) };
         kernel::error::to_result(ret)
     }
 }

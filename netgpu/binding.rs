@@ -25,11 +25,30 @@ use kernel::{
     workqueue::{self, Work, WorkItem},
 };
 
-use super::region::Region;
+use super::region::{Memory, Region};
 use crate::{
-    dmabuf::{device_ptr, Mapping, Revoke},
+    dmabuf::{self, device_ptr, Revoke},
     net::{netdev::NetDevRef, provider},
+    p2pdma,
 };
+
+/// A region's DMA mapping for a queue's device.
+enum Mapping {
+    /// A pinned attachment of the region's DMA-buf.
+    DmaBuf(dmabuf::Mapping<Binding>),
+    /// The region's P2PDMA pages mapped with `dma_map_sgtable()`.
+    P2p(p2pdma::Mapping),
+}
+
+impl Mapping {
+    /// The DMA segments of the mapping, as (address, length) in order.
+    fn for_each_segment(&self, f: impl FnMut(bindings::dma_addr_t, u64) -> Result) -> Result {
+        match self {
+            Mapping::DmaBuf(m) => m.for_each_segment(f),
+            Mapping::P2p(m) => m.for_each_segment(f),
+        }
+    }
+}
 
 /// A region bound to an RX queue.
 #[pin_data(PinnedDrop)]
@@ -50,7 +69,7 @@ pub(crate) struct Binding {
     dev: Mutex<Option<NetDevRef>>,
     /// The region's DMA mapping for the queue's device.
     #[pin]
-    mapping: Mutex<Option<Mapping<Binding>>>,
+    mapping: Mutex<Option<Mapping>>,
     /// Address of the device the region is mapped for, to check page pools
     /// against.
     dma_dev: usize,
@@ -82,15 +101,20 @@ impl Revoke for Binding {
         if this.revoked.swap(true, Ordering::AcqRel) {
             return;
         }
+        let what = match this.region.mem {
+            Memory::DmaBuf(_) => "the DMA-buf exporter revoked",
+            Memory::P2p(_) => "the user mapping changed under",
+        };
         pr_warn!(
-            "binding {}: the DMA-buf exporter revoked region {}; unbinding queue {} of ifindex {}\n",
+            "binding {}: {} region {}; unbinding queue {} of ifindex {}\n",
             this.id,
+            what,
             this.region.id,
             this.queue,
             this.ifindex
         );
-        // The exporter holds the reservation lock: stop the queue and unmap
-        // from a work item.
+        // The exporter holds the reservation lock (the mmu notifier, the
+        // mm's locks): stop the queue and unmap from a work item.
         let _ = workqueue::system().enqueue(Arc::<Binding>::from(this));
     }
 }
@@ -147,9 +171,17 @@ impl Binding {
             BindError::Install(e)
         })?;
         // From here on dropping `b` clears `region.bound`.
-        // SAFETY: `b` owns the mapping, so the `Arc` outlives it.
-        let mapping =
-            unsafe { Mapping::new(&r.dmabuf, dma, b.as_arc_borrow()) }.map_err(BindError::Map)?;
+        let mapping = match &r.mem {
+            Memory::DmaBuf(d) => {
+                // SAFETY: `b` owns the mapping, so the `Arc` outlives it.
+                unsafe { dmabuf::Mapping::new(d, dma, b.as_arc_borrow()) }.map(Mapping::DmaBuf)
+            }
+            Memory::P2p(p) => {
+                // SAFETY: as above.
+                unsafe { p2pdma::Mapping::new(p.range(), dma, b.as_arc_borrow()) }.map(Mapping::P2p)
+            }
+        }
+        .map_err(BindError::Map)?;
         b.set_dma_addrs(&mapping).map_err(BindError::Map)?;
         *b.mapping.lock() = Some(mapping);
         // Installed and recorded under the instance lock, which the
@@ -157,12 +189,17 @@ impl Binding {
         // recorded or runs after `mp_open` failed.
         let keep = dev.clone_ref();
         let locked = dev.lock();
+        // Unmapped while `b` is alive: a revocation may still call it.
+        let fail = |e| {
+            b.unmap();
+            BindError::Install(e)
+        };
         if !locked.registered() {
-            return Err(BindError::Install(ENODEV));
+            return Err(fail(ENODEV));
         }
         locked
             .mp_open(queue, provider::ops(), Arc::as_ptr(&b).cast_mut().cast())
-            .map_err(BindError::Install)?;
+            .map_err(fail)?;
         *b.dev.lock() = Some(keep);
         drop(locked);
         Ok(b)
@@ -170,7 +207,7 @@ impl Binding {
 
     /// Gives every buffer its DMA address, page by page through the
     /// mapping's segments.
-    fn set_dma_addrs(&self, m: &Mapping<Binding>) -> Result {
+    fn set_dma_addrs(&self, m: &Mapping) -> Result {
         let area = &self.region.area;
         let page = kernel::page::PAGE_SIZE as u64;
         let mut idx = 0usize;

@@ -33,7 +33,7 @@ use super::{
     binding::Binding,
     ioctl,
     recv::Stats,
-    region::Region,
+    region::{Memory, Region},
     ring::Rings,
     ringmem::{self, RingMem},
 };
@@ -224,14 +224,23 @@ impl MiscDevice for Context {
         seq_print!(m, "netgpu-abi:\t{}\n", uapi::NETGPU_ABI_VERSION);
         let state = ctx.state.lock();
         for r in state.regions.iter() {
-            seq_print!(
-                m,
-                "netgpu-region:\t{} dmabuf {} bytes {} free {}\n",
-                r.id,
-                r.size(),
-                r.dmabuf.exporter(),
-                r.free_count()
-            );
+            match &r.mem {
+                Memory::DmaBuf(d) => seq_print!(
+                    m,
+                    "netgpu-region:\t{} dmabuf {} bytes {} free {}\n",
+                    r.id,
+                    r.size(),
+                    d.exporter(),
+                    r.free_count()
+                ),
+                Memory::P2p(_) => seq_print!(
+                    m,
+                    "netgpu-region:\t{} p2pdma {} bytes free {}\n",
+                    r.id,
+                    r.size(),
+                    r.free_count()
+                ),
+            }
         }
         for a in state.sockets.iter() {
             seq_print!(

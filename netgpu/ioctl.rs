@@ -21,7 +21,7 @@ use super::{
     binding::{BindError, Binding},
     context::{Attached, Context},
     recv::{self, Recv},
-    region::Region,
+    region::{size_ok, Memory, Region},
     ring::{self, Cq, Rings, Rq},
 };
 use crate::{
@@ -30,9 +30,11 @@ use crate::{
         netdev::{NetDevRef, QueueBusy},
         socket::{Socket, Watch},
     },
+    p2pdma::{P2pMem, PinError},
     uapi::{
         self, ioc, NetgpuAttachSocket, NetgpuBindQueue, NetgpuDetachSocket, NetgpuImportDmabuf,
-        NetgpuInfo, NetgpuRecv, NetgpuSetupRings, NetgpuStats, NetgpuUnbindQueue, Wire,
+        NetgpuImportP2pmem, NetgpuInfo, NetgpuRecv, NetgpuSetupRings, NetgpuStats,
+        NetgpuUnbindQueue, Wire,
     },
 };
 
@@ -44,6 +46,7 @@ const MAX_STRUCT_SIZE: usize = 256;
 
 /// Features this build of the module implements (`NETGPU_FEATURE_*`).
 pub(crate) const FEATURES: u64 = uapi::NETGPU_FEATURE_DMABUF
+    | uapi::NETGPU_FEATURE_P2PDMA
     | uapi::NETGPU_FEATURE_RINGS
     | uapi::NETGPU_FEATURE_BIND_QUEUE
     | uapi::NETGPU_FEATURE_TCP_RECV
@@ -70,6 +73,8 @@ pub(crate) enum Command {
     Recv,
     /// `NETGPU_IOC_GET_STATS`.
     GetStats,
+    /// `NETGPU_IOC_IMPORT_P2PMEM`.
+    ImportP2pmem,
 }
 
 impl Command {
@@ -85,6 +90,7 @@ impl Command {
             Command::DetachSocket => "DETACH_SOCKET",
             Command::Recv => "RECV",
             Command::GetStats => "GET_STATS",
+            Command::ImportP2pmem => "IMPORT_P2PMEM",
         }
     }
 }
@@ -107,6 +113,7 @@ pub(crate) fn decode(cmd: u32) -> Result<(Command, usize)> {
         0x06 => (Command::DetachSocket, ioc::WRITE),
         0x07 => (Command::Recv, ioc::READ | ioc::WRITE),
         0x08 => (Command::GetStats, ioc::READ | ioc::WRITE),
+        0x09 => (Command::ImportP2pmem, ioc::READ | ioc::WRITE),
         _ => return Err(ENOTTY),
     };
     if ioc::dir(cmd) != dir {
@@ -216,6 +223,7 @@ pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> Result<isize> {
         Command::DetachSocket => detach_socket(&call),
         Command::Recv => recv(&call),
         Command::GetStats => get_stats(&call),
+        Command::ImportP2pmem => import_p2pmem(&call),
     }
 }
 
@@ -248,14 +256,9 @@ fn import_dmabuf(call: &Call<'_>) -> Result<isize> {
     })?;
     let size = dmabuf.size();
     let mut state = call.ctx.state.lock();
-    if state.regions.len() >= uapi::NETGPU_MAX_REGIONS as usize {
-        return Err(call.reject(
-            ENOSPC,
-            format_args!("already {} regions", uapi::NETGPU_MAX_REGIONS),
-        ));
-    }
+    room_for_region(call, state.regions.len())?;
     let id = state.next_id()?;
-    let region = Region::new(id, dmabuf).map_err(|e| {
+    let region = Region::new(id, Memory::DmaBuf(dmabuf)).map_err(|e| {
         call.reject(
             e,
             format_args!("DMA-buf size {size} is not a nonzero multiple of the page size"),
@@ -267,12 +270,72 @@ fn import_dmabuf(call: &Call<'_>) -> Result<isize> {
     drop(state);
     req.region_id = id;
     req.size = size as u64;
-    if let Err(e) = call.write(&req) {
-        // The caller cannot learn the id: the region must not outlive the call.
+    publish_region(call, &req, id)
+}
+
+/// Fails with `ENOSPC` if a context with `n` regions cannot take one more.
+fn room_for_region(call: &Call<'_>, n: usize) -> Result {
+    if n >= uapi::NETGPU_MAX_REGIONS as usize {
+        return Err(call.reject(
+            ENOSPC,
+            format_args!("already {} regions", uapi::NETGPU_MAX_REGIONS),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the reply of an import; a caller that cannot learn the new
+/// region's id does not keep the region.
+fn publish_region<T: Wire>(call: &Call<'_>, reply: &T, id: u32) -> Result<isize> {
+    if let Err(e) = call.write(reply) {
         call.ctx.state.lock().regions.retain(|r| r.id != id);
         return Err(e);
     }
     Ok(0)
+}
+
+fn import_p2pmem(call: &Call<'_>) -> Result<isize> {
+    let mut req: NetgpuImportP2pmem = call.read(uapi::NETGPU_IMPORT_P2PMEM_SIZE_VER0)?;
+    call.check_zero(req.flags, 0, &req.reserved)?;
+    let (addr, size) = match (usize::try_from(req.addr), usize::try_from(req.size)) {
+        (Ok(a), Ok(s)) if a % PAGE_SIZE == 0 && size_ok(s) && a.checked_add(s).is_some() => (a, s),
+        _ => {
+            return Err(call.reject(
+                EINVAL,
+                format_args!(
+                    "range {:#x}+{:#x} is not a nonzero page-aligned range",
+                    req.addr, req.size
+                ),
+            ))
+        }
+    };
+    // Checked before pinning too, which is slow; again under the lock.
+    room_for_region(call, call.ctx.state.lock().regions.len())?;
+    // Pinned without the context's lock: pinning faults pages in.
+    let mem = P2pMem::new(addr, size).map_err(|e| match e {
+        PinError::Pin(e) => call.reject(e, format_args!("cannot pin {addr:#x}+{size:#x}")),
+        PinError::Changed => call.reject(
+            EAGAIN,
+            format_args!("the mapping of {addr:#x}+{size:#x} changed while it was pinned"),
+        ),
+        PinError::NotP2p(i) => call.reject(
+            EINVAL,
+            format_args!(
+                "page at {:#x} is not PCI P2PDMA memory",
+                addr + i * PAGE_SIZE
+            ),
+        ),
+    })?;
+    let mut state = call.ctx.state.lock();
+    room_for_region(call, state.regions.len())?;
+    let id = state.next_id()?;
+    let region = Region::new(id, Memory::P2p(mem))?;
+    state
+        .regions
+        .push(Arc::pin_init(region, GFP_KERNEL)?, GFP_KERNEL)?;
+    drop(state);
+    req.region_id = id;
+    publish_region(call, &req, id)
 }
 
 fn setup_rings(call: &Call<'_>) -> Result<isize> {
@@ -628,6 +691,14 @@ mod tests {
         assert_eq!(
             decode(uapi::NETGPU_IOC_GET_INFO),
             Ok((Command::GetInfo, uapi::NETGPU_INFO_SIZE_VER0))
+        );
+    }
+
+    #[test]
+    fn decode_import_p2pmem() {
+        assert_eq!(
+            decode(uapi::NETGPU_IOC_IMPORT_P2PMEM),
+            Ok((Command::ImportP2pmem, uapi::NETGPU_IMPORT_P2PMEM_SIZE_VER0))
         );
     }
 

@@ -15,9 +15,11 @@ use core::cmp::min;
 
 use kernel::{page::PAGE_SIZE, prelude::*, sync::Arc};
 
-use super::{context::State, region::Region};
+use super::{
+    context::State,
+    region::{CpuMap, Region},
+};
 use crate::{
-    dmabuf::Vmap,
     net::{
         provider,
         skb::{Frag, Skb},
@@ -78,7 +80,7 @@ pub(crate) struct Recv<'a> {
     socket_id: u32,
     state: &'a mut State,
     copy: Option<CopyBuf>,
-    vmap_region: Option<Arc<Region>>,
+    cpu_region: Option<Arc<Region>>,
     /// Payload bytes completed.
     pub(crate) bytes: u64,
     /// Completions posted.
@@ -95,7 +97,7 @@ impl<'a> Recv<'a> {
             socket_id,
             state,
             copy: None,
-            vmap_region: None,
+            cpu_region: None,
             bytes: 0,
             completions: 0,
             stop: None,
@@ -154,9 +156,11 @@ impl<'a> Recv<'a> {
             let (region, idx, fill) = self.copy_buf()?;
             let chunk = min(n - done, (PAGE_SIZE - fill) as u32);
             {
-                let vmap = region.vmap.lock();
-                let v: &Vmap = vmap.as_ref().ok_or(ENXIO)?;
-                skb.copy_to(off + done, v, idx * PAGE_SIZE + fill, chunk as usize)?;
+                let cpu = region.cpu.lock();
+                let m: &CpuMap = cpu.as_ref().ok_or(ENXIO)?;
+                m.with_slice(idx * PAGE_SIZE + fill, chunk as usize, |dst| {
+                    skb.copy_to(off + done, dst)
+                })??;
             }
             if let Err(e) = self.post(
                 region.id,
@@ -186,22 +190,17 @@ impl<'a> Recv<'a> {
             return Ok((c.region.clone(), c.idx, c.fill));
         }
         let region = self.state.regions.first().cloned().ok_or(ENOBUFS)?;
-        if self.vmap_region.is_none() {
+        if self.cpu_region.is_none() {
             {
-                let mut vmap = region.vmap.lock();
-                if vmap.is_none() {
-                    // Exporters of device memory (vfio-pci BARs) have no
-                    // CPU mapping to give.
-                    let v =
-                        Vmap::new(&region.dmabuf)
-                            .map_err(|e| if e == ENOMEM { e } else { ENXIO })?;
-                    *vmap = Some(v);
+                let mut cpu = region.cpu.lock();
+                if cpu.is_none() {
+                    *cpu = Some(region.cpu_map()?);
                 }
-                if let Some(v) = vmap.as_ref() {
-                    v.begin_cpu_write()?;
+                if let Some(m) = cpu.as_ref() {
+                    m.begin_cpu_write()?;
                 }
             }
-            self.vmap_region = Some(region.clone());
+            self.cpu_region = Some(region.clone());
         }
         let idx = region.take_free().ok_or(ENOBUFS)? as usize;
         // The fallback's own hold, dropped when the buffer is full or the
@@ -224,9 +223,9 @@ impl<'a> Recv<'a> {
     /// Ends the receive: releases the copy buffer and CPU access.
     pub(crate) fn finish(mut self) -> (u64, u32, Option<Error>) {
         self.close_copy_buf();
-        if let Some(r) = self.vmap_region.take() {
-            if let Some(v) = r.vmap.lock().as_ref() {
-                v.end_cpu_write();
+        if let Some(r) = self.cpu_region.take() {
+            if let Some(m) = r.cpu.lock().as_ref() {
+                m.end_cpu_write();
             }
         }
         (self.bytes, self.completions, self.stop)

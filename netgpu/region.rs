@@ -18,21 +18,85 @@ use kernel::{
     new_mutex, new_spinlock_irq,
     page::PAGE_SIZE,
     prelude::*,
-    sync::{aref::ARef, Mutex, SpinLockIrq},
+    sync::{aref::ARef, Arc, Mutex, SpinLockIrq},
 };
 
 use crate::{
     dmabuf::{DmaBuf, Vmap},
     net::netmem::NiovArea,
+    p2pdma::{P2pMem, P2pRange},
 };
+
+/// What backs a region.
+pub(crate) enum Memory {
+    /// An imported DMA-buf (`NETGPU_IOC_IMPORT_DMABUF`).
+    DmaBuf(ARef<DmaBuf>),
+    /// PCI P2PDMA memory pinned while the user mapping lasts
+    /// (`NETGPU_IOC_IMPORT_P2PMEM`).
+    P2p(P2pMem),
+}
+
+impl Memory {
+    /// Size in bytes; fixed for the memory's lifetime.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Memory::DmaBuf(d) => d.size(),
+            Memory::P2p(p) => p.range().size(),
+        }
+    }
+}
+
+/// The kernel's CPU access to a region, for the copy fallback.
+pub(crate) enum CpuMap {
+    /// A DMA-buf mapped with `dma_buf_vmap`.
+    DmaBuf(Vmap),
+    /// P2PDMA pages, which the kernel maps uncached when they are added.
+    P2p(Arc<P2pRange>),
+}
+
+impl CpuMap {
+    /// Calls `f` with bytes `off..off + len` of the region to write; the
+    /// caller owns the buffer they are in. Fails with `EINVAL` if they are
+    /// not in one buffer, with `ENXIO` if the memory was let go of (the
+    /// user mapping of P2PDMA memory changed).
+    pub(crate) fn with_slice<R>(
+        &self,
+        off: usize,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Result<R> {
+        if off % PAGE_SIZE + len > PAGE_SIZE {
+            return Err(EINVAL);
+        }
+        match self {
+            CpuMap::DmaBuf(v) => v.with_slice(off, len, f).ok_or(EINVAL),
+            CpuMap::P2p(p) => p.with_slice(off, len, f),
+        }
+    }
+
+    /// Brackets CPU writes for the exporter (cache maintenance).
+    pub(crate) fn begin_cpu_write(&self) -> Result {
+        match self {
+            CpuMap::DmaBuf(v) => v.begin_cpu_write(),
+            CpuMap::P2p(_) => Ok(()),
+        }
+    }
+
+    /// Ends what [`Self::begin_cpu_write`] began.
+    pub(crate) fn end_cpu_write(&self) {
+        if let CpuMap::DmaBuf(v) = self {
+            v.end_cpu_write();
+        }
+    }
+}
 
 /// Memory of a context, carved into page-sized receive buffers.
 #[pin_data]
 pub(crate) struct Region {
     /// Id of the region in its context.
     pub(crate) id: u32,
-    /// The imported DMA-buf.
-    pub(crate) dmabuf: ARef<DmaBuf>,
+    /// The memory the buffers are in.
+    pub(crate) mem: Memory,
     /// The buffers.
     pub(crate) area: NiovArea,
     /// Per buffer, the completions naming it that user space still holds.
@@ -42,16 +106,16 @@ pub(crate) struct Region {
     free: SpinLockIrq<KVVec<u32>>,
     /// Whether a binding uses the region.
     pub(crate) bound: AtomicBool,
-    /// CPU mapping for the copy fallback, made on first use.
+    /// CPU access for the copy fallback, set up on first use.
     #[pin]
-    pub(crate) vmap: Mutex<Option<Vmap>>,
+    pub(crate) cpu: Mutex<Option<CpuMap>>,
 }
 
 impl Region {
-    /// Makes a region of `dmabuf`, whose size must be a nonzero multiple of
+    /// Makes a region of `mem`, whose size must be a nonzero multiple of
     /// the page size.
-    pub(crate) fn new(id: u32, dmabuf: ARef<DmaBuf>) -> Result<impl PinInit<Self, Error>> {
-        let size = dmabuf.size();
+    pub(crate) fn new(id: u32, mem: Memory) -> Result<impl PinInit<Self, Error>> {
+        let size = mem.size();
         if !size_ok(size) {
             return Err(EINVAL);
         }
@@ -66,18 +130,29 @@ impl Region {
         }
         Ok(try_pin_init!(Region {
             id,
-            dmabuf,
+            mem,
             area,
             urefs,
             free <- new_spinlock_irq!(free),
             bound: AtomicBool::new(false),
-            vmap <- new_mutex!(None),
+            cpu <- new_mutex!(None),
         }? Error))
     }
 
     /// Size in bytes.
     pub(crate) fn size(&self) -> usize {
-        self.dmabuf.size()
+        self.mem.size()
+    }
+
+    /// CPU access to the region for the copy fallback. Fails with `ENXIO`
+    /// when a DMA-buf exporter has no CPU mapping to give (device memory
+    /// exported by vfio-pci), or P2PDMA memory was let go of.
+    pub(crate) fn cpu_map(&self) -> Result<CpuMap> {
+        Ok(match &self.mem {
+            Memory::DmaBuf(d) => CpuMap::DmaBuf(Vmap::new(d)?),
+            Memory::P2p(p) if p.range().revoked() => return Err(ENXIO),
+            Memory::P2p(p) => CpuMap::P2p(p.range().clone()),
+        })
     }
 
     /// Takes a free buffer.
