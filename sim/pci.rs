@@ -194,13 +194,21 @@ impl P2pWindows {
         Ok(())
     }
 
-    /// Writes `len` bytes of `wire` from `off` to physical address `phys` of a window.
-    pub(crate) fn write(&self, phys: u64, wire: &Skb, off: usize, len: usize) -> Result {
-        let w = self
-            .0
+    /// The window holding `len` bytes at physical address `phys`.
+    fn find(&self, phys: u64, len: usize) -> Option<&Window> {
+        self.0
             .iter()
             .find(|w| phys >= w.start && phys + len as u64 <= w.start + w.len)
-            .ok_or(EFAULT)?;
+    }
+
+    /// Whether `len` bytes at physical address `phys` are in a window.
+    pub(crate) fn covers(&self, phys: u64, len: usize) -> bool {
+        self.find(phys, len).is_some()
+    }
+
+    /// Writes `len` bytes of `wire` from `off` to physical address `phys` of a window.
+    pub(crate) fn write(&self, phys: u64, wire: &Skb, off: usize, len: usize) -> Result {
+        let w = self.find(phys, len).ok_or(EFAULT)?;
         let mut chunk = [0u8; 256];
         let mut done = 0;
         while done < len {

@@ -475,8 +475,9 @@ fn dma_write(pair: &Pair, dma: u64, wire: &Skb, off: usize, len: usize) -> Resul
     if in_page + len > PAGE_SIZE {
         return Err(EINVAL);
     }
+    // BARs first: PCI P2PDMA memory has struct pages, so `pfn_valid` does not tell it from RAM.
     // SAFETY: only checks the memory map.
-    if !unsafe { bindings::pfn_valid(pfn as usize) } {
+    if pair.p2p.covers(phys, len) || !unsafe { bindings::pfn_valid(pfn as usize) } {
         return pair.p2p.write(phys, wire, off, len);
     }
     // SAFETY: `pfn` is valid; the page is mapped for the copy only.
