@@ -5,8 +5,10 @@
 # Usage: run.sh KDIR OUT MODE
 # The guest has no network device; OUT is shared read-write. Behind one
 # PCIe switch it has an ivshmem function, whose 16 MiB BAR 2 is memory the
-# tests export as a DMA-buf through vfio-pci, and a pci-testdev function a
-# netgpu-sim pair sits on, so that the two reach each other peer to peer.
+# tests export as a DMA-buf through vfio-pci, a pci-testdev function a
+# netgpu-sim pair sits on, and an NVMe controller whose 16 MiB controller
+# memory buffer its driver publishes as PCI P2PDMA memory (p2pmem); all
+# three reach each other peer to peer.
 # KVM is used only where a probe boot showed it works on this machine (a
 # KVM guest hung at "Decompressing Linux" on some hosts); otherwise TCG.
 set -u
@@ -32,9 +34,11 @@ pci="-device pcie-root-port,id=ngrp,bus=pcie.0,chassis=10"
 pci+=" -device x3130-upstream,id=ngup,bus=ngrp"
 pci+=" -device xio3130-downstream,id=ngdn0,bus=ngup,chassis=11,slot=0"
 pci+=" -device xio3130-downstream,id=ngdn1,bus=ngup,chassis=12,slot=1"
+pci+=" -device xio3130-downstream,id=ngdn2,bus=ngup,chassis=13,slot=2"
 pci+=" -object memory-backend-ram,id=ngbar,size=16M"
 pci+=" -device ivshmem-plain,memdev=ngbar,bus=ngdn0"
 pci+=" -device pci-testdev,bus=ngdn1"
+pci+=" -device nvme,serial=netgpu0,cmb_size_mb=16,bus=ngdn2"
 
 boot() { # boot ACCEL_ARGS TIMEOUT CMD
 	local accel=$1 limit=$2 cmd=$3
