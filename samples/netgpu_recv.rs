@@ -3,7 +3,8 @@
 //! netgpu sample receiver: TCP payload straight into a DMA-buf.
 //!
 //! ```text
-//! netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem|vfio:PCI_FUNCTION]
+//! netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N]
+//!             [--mem udmabuf|vgem|vfio:PCI_FUNCTION|p2pmem:PCI_FUNCTION]
 //!             [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N]
 //!             [--no-verify] [--copy-baseline] [--hold]
 //! ```
@@ -11,7 +12,10 @@
 //! 1. Makes the buffer: a udmabuf from a sealed memfd (default), a vgem
 //!    dumb buffer exported by PRIME, standing in for GPU memory, or BAR 2
 //!    of a PCI function exported by vfio-pci, standing in for a GPU's BAR
-//!    (device memory that only maps peer to peer).
+//!    (device memory that only maps peer to peer), or PCI P2PDMA memory
+//!    of a p2pmem provider, mapped from its sysfs `p2pmem/allocate` file.
+//!    DMA-bufs are imported with `NETGPU_IOC_IMPORT_DMABUF`, P2PDMA memory
+//!    with `NETGPU_IOC_IMPORT_P2PMEM`.
 //! 2. Opens a netgpu context, imports the buffer as a region, sets up the
 //!    rings and binds RX queue QUEUE of IFNAME to the region.
 //! 3. Steers the flow to that queue with an ntuple rule (`ethtool -N`),
@@ -19,7 +23,7 @@
 //! 4. Accepts N TCP connections (default 1) on ADDR PORT and attaches them.
 //! 5. Receives: each completion says where payload landed in the region;
 //!    the bytes are checked against the sender's pattern through the CPU
-//!    mapping of the buffer (memfd, dumb-buffer or vfio BAR mmap), then the
+//!    mapping of the buffer (memfd, dumb-buffer, vfio BAR or p2pmem mmap), then the
 //!    buffer is returned through the refill ring.
 //! 6. Says "all streams ended" on stderr when they have, then prints
 //!    throughput and netgpu's counters. Exit status 0 only if every byte
@@ -108,9 +112,10 @@ impl Drop for Map {
     }
 }
 
-/// The DMA-buf to receive into and its CPU mapping.
+/// The memory to receive into: a DMA-buf, or none for P2PDMA memory, which
+/// netgpu pins through its CPU mapping.
 struct Buffer {
-    dmabuf: OwnedFd,
+    dmabuf: Option<OwnedFd>,
     map: Map,
     _keep: Vec<OwnedFd>,
 }
@@ -119,7 +124,7 @@ fn udmabuf(size: usize, write: bool) -> io::Result<Buffer> {
     let u = Udmabuf::new(size)?;
     let map = Map::new(u.memfd.as_raw_fd(), size, 0, write)?;
     Ok(Buffer {
-        dmabuf: u.dmabuf,
+        dmabuf: Some(u.dmabuf),
         map,
         _keep: vec![u.memfd],
     })
@@ -243,7 +248,7 @@ fn vgem(size: usize, write: bool) -> io::Result<Buffer> {
     drm_ioctl(fd, drm_iowr::<MapDumb>(0xB3), &mut m)?;
     let map = Map::new(fd, size, m.offset, write)?;
     Ok(Buffer {
-        dmabuf,
+        dmabuf: Some(dmabuf),
         map,
         _keep: vec![card.into()],
     })
@@ -256,9 +261,25 @@ fn vfio_bar(bdf: &str, size: usize, write: bool) -> io::Result<Buffer> {
     let dmabuf = func.dmabuf(2, 0, size as u64)?;
     let map = Map::new(func.fd(), size, vfio::VfioFunction::region_offset(2), write)?;
     Ok(Buffer {
-        dmabuf,
+        dmabuf: Some(dmabuf),
         map,
         _keep: func.into_fds(),
+    })
+}
+
+/// `size` bytes of PCI P2PDMA memory of the p2pmem provider `bdf`, allocated
+/// by mapping its sysfs `p2pmem/allocate` file (shared, writable: netgpu
+/// pins the pages for writes by DMA).
+fn p2pmem(bdf: &str, size: usize) -> io::Result<Buffer> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/sys/bus/pci/devices/{bdf}/p2pmem/allocate"))?;
+    let map = Map::new(f.as_raw_fd(), size, 0, true)?;
+    Ok(Buffer {
+        dmabuf: None,
+        map,
+        _keep: vec![f.into()],
     })
 }
 
@@ -311,6 +332,8 @@ enum Mem {
     Vgem,
     /// BAR 2 of this PCI function, exported by vfio-pci.
     Vfio(String),
+    /// P2PDMA memory of this p2pmem provider.
+    P2pmem(String),
 }
 
 impl Mem {
@@ -319,6 +342,7 @@ impl Mem {
             Mem::Udmabuf => "udmabuf",
             Mem::Vgem => "vgem",
             Mem::Vfio(_) => "vfio BAR",
+            Mem::P2pmem(_) => "p2pmem",
         }
     }
 }
@@ -340,7 +364,7 @@ struct Opts {
 
 fn parse(args: &[String]) -> Result<Opts, String> {
     let [ifname, queue, addr, port, rest @ ..] = args else {
-        return Err("usage: netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem|vfio:PCI_FUNCTION] [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N] [--no-verify] [--copy-baseline] [--hold]".into());
+        return Err("usage: netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem|vfio:PCI_FUNCTION|p2pmem:PCI_FUNCTION] [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N] [--no-verify] [--copy-baseline] [--hold]".into());
     };
     let addr: SocketAddr = format!("[{addr}]:{port}")
         .parse()
@@ -370,9 +394,12 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                 o.mem = match val()?.as_str() {
                     "udmabuf" => Mem::Udmabuf,
                     "vgem" => Mem::Vgem,
-                    m => match m.strip_prefix("vfio:") {
-                        Some(bdf) => Mem::Vfio(bdf.to_string()),
-                        None => return Err(format!("--mem {m}: udmabuf, vgem or vfio:BDF")),
+                    m => match (m.strip_prefix("vfio:"), m.strip_prefix("p2pmem:")) {
+                        (Some(bdf), _) => Mem::Vfio(bdf.to_string()),
+                        (_, Some(bdf)) => Mem::P2pmem(bdf.to_string()),
+                        _ => {
+                            return Err(format!("--mem {m}: udmabuf, vgem, vfio:BDF or p2pmem:BDF"))
+                        }
                     },
                 }
             }
@@ -404,6 +431,7 @@ fn buffer(o: &Opts, write: bool) -> Result<Buffer, String> {
         Mem::Vfio(bdf) => {
             vfio_bar(bdf, o.size, write).map_err(|e| format!("vfio {bdf} BAR 2: {e}"))
         }
+        Mem::P2pmem(bdf) => p2pmem(bdf, o.size).map_err(|e| format!("p2pmem of {bdf}: {e}")),
     }
 }
 
@@ -483,9 +511,15 @@ fn run(o: &Opts) -> Result<String, String> {
     }
     let buf = buffer(o, false)?;
     let ctx = Netgpu::open().map_err(|e| format!("{DEVICE}: {e}"))?;
-    let (region, _) = ctx
-        .import_dmabuf(buf.dmabuf.as_raw_fd())
-        .map_err(|e| format!("IMPORT_DMABUF: {e}"))?;
+    let region = match &buf.dmabuf {
+        Some(fd) => ctx
+            .import_dmabuf(fd.as_raw_fd())
+            .map(|(region, _)| region)
+            .map_err(|e| format!("IMPORT_DMABUF: {e}"))?,
+        None => ctx
+            .import_p2pmem(buf.map.ptr as usize, buf.map.len)
+            .map_err(|e| format!("IMPORT_P2PMEM: {e}"))?,
+    };
     let (mut cq, mut rq) = ctx
         .setup_rings(4096, 4096)
         .map_err(|e| format!("SETUP_RINGS: {e}"))?;
