@@ -9,8 +9,11 @@
 # netgpu binds queue 3 of ngs1 to the BAR DMA-buf, the mapping is peer to
 # peer (bus addresses, through the switch), and the sim's DMA engine writes
 # payloads into the BAR; netgpu_recv checks every byte through the vfio
-# mapping of the BAR. Then vfio-pci revokes the DMA-buf mid-stream. Needs
-# netgpu.ko loaded, vfio-pci, and what sim_lib.sh lists.
+# mapping of the BAR. Then vfio-pci revokes the DMA-buf mid-stream. A third
+# function behind the switch, an NVMe controller, publishes its controller
+# memory buffer as PCI P2PDMA memory (p2pmem); netgpu pins it from the
+# provider's sysfs mapping (NETGPU_IOC_IMPORT_P2PMEM) and receives into it
+# the same way. Needs netgpu.ko loaded, vfio-pci, and what sim_lib.sh lists.
 
 # shellcheck source=tools/testing/selftests/netgpu/sim_lib.sh
 . "$(dirname "$0")/sim_lib.sh"
@@ -31,10 +34,13 @@ pci_function() {
 }
 bar=$(pci_function 1af4 1110) || skip_all "no ivshmem PCI function (tools/vm/run.sh adds one)"
 fn=$(pci_function 1b36 0005) || skip_all "no pci-testdev PCI function (tools/vm/run.sh adds one)"
+nvme=$(pci_function 1b36 0010) || skip_all "no NVMe PCI function (tools/vm/run.sh adds one)"
+[ "$(cat /sys/bus/pci/devices/"$nvme"/p2pmem/published 2>/dev/null)" = 1 ] ||
+	skip_all "$nvme publishes no p2pmem (CONFIG_PCI_P2PDMA, NVMe CMB)"
 log=$(mktemp -d)
 
 echo "TAP version 13"
-echo "1..10"
+echo "1..13"
 
 insmod "$KO"
 echo netgpu_sim >/sys/bus/pci/devices/"$fn"/driver_override
@@ -68,18 +74,38 @@ sleep 1
 
 # Payload into the BAR, verified through the vfio mapping: 8 MiB through a
 # 4 MiB region, so buffers come back through the refill ring.
-port=5380
-$B netgpu_recv ngs1 3 2001:db8::2 $port --bytes $((8 << 20)) --size $((4 << 20)) \
-	--mem vfio:"$bar" --expect zc >"$log/recv" 2>&1 &
-rpid=$!
-sleep 1
-$A netgpu_send 2001:db8::2 $port $((8 << 20)) >"$log/send" 2>&1
-wait $rpid
-rc=$?
-if [ $rc -eq 0 ] && grep -q "verified" "$log/recv"; then
-	ok zero_copy_into_pci_bar
+# zero_copy_into NAME MEM PORT: test NAME, netgpu_recv --mem MEM on PORT
+zero_copy_into() {
+	local rpid rc
+	$B netgpu_recv ngs1 3 2001:db8::2 "$3" --bytes $((8 << 20)) --size $((4 << 20)) \
+		--mem "$2" --expect zc >"$log/recv" 2>&1 &
+	rpid=$!
+	sleep 1
+	$A netgpu_send 2001:db8::2 "$3" $((8 << 20)) >"$log/send" 2>&1
+	wait $rpid
+	rc=$?
+	if [ $rc -eq 0 ] && grep -q "verified" "$log/recv"; then
+		ok "$1"
+	else
+		nok "$1" "netgpu_recv exit $rc: $(cat "$log/recv" "$log/send")"
+	fi
+}
+zero_copy_into zero_copy_into_pci_bar vfio:"$bar" 5380
+
+# The same into the NVMe CMB, as P2PDMA memory pinned from its p2pmem
+# mapping and checked through it; its pages are free again afterwards.
+avail=$(cat /sys/bus/pci/devices/"$nvme"/p2pmem/available)
+zero_copy_into zero_copy_into_p2pmem p2pmem:"$nvme" 5383
+now=
+for _ in $(seq 50); do
+	now=$(cat /sys/bus/pci/devices/"$nvme"/p2pmem/available)
+	[ "$now" = "$avail" ] && break
+	sleep 0.1
+done
+if [ "$now" = "$avail" ]; then
+	ok p2pmem_unpinned_after_close
 else
-	nok zero_copy_into_pci_bar "netgpu_recv exit $rc: $(cat "$log/recv" "$log/send")"
+	nok p2pmem_unpinned_after_close "p2pmem available $now after the receiver exited, $avail before"
 fi
 
 # devmem TCP cannot import such memory: vfio-pci refuses its attachment.
@@ -89,6 +115,10 @@ subtests "" $B netgpu_ioctl --sim ngs1 devmem_refuses_bar
 # BAR, then turns the BAR's memory decoding off (see its test).
 $B ethtool -X ngs1 weight 0 0 0 1
 subtests "" $B netgpu_ioctl --sim ngs1 p2p_revoked_mid_stream
+
+# Hot unplug of P2PDMA memory: the NVMe driver unbinds mid-stream and must
+# not wait for netgpu (see its test).
+subtests "" $B netgpu_ioctl --sim ngs1 p2pmem_provider_unbound_mid_stream
 
 # The queue serves host memory again.
 check queue_works_after_revocation xfer tcp 2001:db8::2 5381 4000000

@@ -18,7 +18,7 @@ log=$(mktemp -d)
 port=5300
 
 echo "TAP version 13"
-echo "1..31"
+echo "1..32"
 
 # wait_bound PID: wait until the netgpu context of process PID has bound a
 # queue (at most 30 s)

@@ -981,7 +981,7 @@ fn recv_errors() -> Outcome {
 /// (payload bytes, completions, EOF seen).
 fn loopback_stream(
     ctx: &Netgpu,
-    ub: &Udmabuf,
+    region: &[u8],
     cq: &mut CqMap,
     rq: &mut RqMap,
     bytes: usize,
@@ -1001,7 +1001,6 @@ fn loopback_stream(
     } else {
         Some(c)
     };
-    let map = map_memfd(ub)?;
     let (mut pos, mut comps, mut eof) = (0u64, 0u32, false);
     while pos < bytes as u64 || (close && !eof) {
         let (_, n) = ctx
@@ -1020,7 +1019,9 @@ fn loopback_stream(
                 return Err(format!("unexpected completion {e:?}"));
             }
             let off = e.offset as usize;
-            let got = &map[off..off + e.len as usize];
+            let got = region
+                .get(off..off + e.len as usize)
+                .ok_or_else(|| format!("completion outside the region: {e:?}"))?;
             let want = &data[pos as usize..pos as usize + e.len as usize];
             if got != want {
                 return Err(format!("bytes at stream offset {pos} differ ({e:?})"));
@@ -1053,8 +1054,9 @@ fn map_memfd(ub: &Udmabuf) -> Result<&'static [u8], String> {
 fn copy_fallback_loopback() -> Outcome {
     let (ctx, ub, mut cq, mut rq) = try_or_fail!(ready_context(), "context");
     let bytes = 300_000;
+    let map = try_or_fail!(map_memfd(&ub), "map");
     let (got, comps, eof) = try_or_fail!(
-        loopback_stream(&ctx, &ub, &mut cq, &mut rq, bytes, true),
+        loopback_stream(&ctx, map, &mut cq, &mut rq, bytes, true),
         "stream"
     );
     check!(got == bytes as u64, "received {got} of {bytes}");
@@ -1136,8 +1138,9 @@ fn garbage_refill_entries() -> Outcome {
 
 fn double_return_rejected() -> Outcome {
     let (ctx, ub, mut cq, mut rq) = try_or_fail!(ready_context(), "context");
+    let map = try_or_fail!(map_memfd(&ub), "map");
     let (got, _, _) = try_or_fail!(
-        loopback_stream(&ctx, &ub, &mut cq, &mut rq, 1000, false),
+        loopback_stream(&ctx, map, &mut cq, &mut rq, 1000, false),
         "stream"
     );
     check!(got == 1000, "received {got}");
@@ -1447,6 +1450,346 @@ fn sim_bind_unreachable_region() -> Outcome {
     Outcome::Pass
 }
 
+/// The first PCI function that publishes P2PDMA memory: the VM runner's
+/// NVMe controller, whose controller memory buffer is p2pmem.
+fn p2pmem_provider() -> io::Result<Option<String>> {
+    for e in std::fs::read_dir("/sys/bus/pci/devices")? {
+        let e = e?;
+        let published = std::fs::read_to_string(e.path().join("p2pmem/published"));
+        if published.is_ok_and(|s| s.trim() == "1") {
+            return Ok(Some(e.file_name().to_string_lossy().into_owned()));
+        }
+    }
+    Ok(None)
+}
+
+/// Bytes of P2PDMA memory provider `bdf` has not handed out.
+fn p2pmem_available(bdf: &str) -> io::Result<u64> {
+    std::fs::read_to_string(format!("/sys/bus/pci/devices/{bdf}/p2pmem/available"))?
+        .trim()
+        .parse()
+        .map_err(io::Error::other)
+}
+
+/// Waits up to 5 s for provider `bdf` to have `want` bytes available again.
+fn p2pmem_back_to(bdf: &str, want: u64) -> io::Result<bool> {
+    wait_for(5, || Ok(p2pmem_available(bdf)? == want))
+}
+
+/// A shared mapping in this process, unmapped on drop.
+struct UserMap {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl UserMap {
+    /// `len` bytes of P2PDMA memory of provider `bdf`, from its sysfs
+    /// `p2pmem/allocate` file; writable if `write`.
+    fn p2pmem(bdf: &str, len: usize, write: bool) -> io::Result<Self> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/sys/bus/pci/devices/{bdf}/p2pmem/allocate"))?;
+        let prot = if write {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        Self::map(len, prot, libc::MAP_SHARED, f.as_raw_fd())
+    }
+
+    /// `len` bytes of anonymous host memory.
+    fn anon(len: usize) -> io::Result<Self> {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        Self::map(len, libc::PROT_READ | libc::PROT_WRITE, flags, -1)
+    }
+
+    /// `len` bytes of address space that cannot be accessed (`PROT_NONE`).
+    fn inaccessible(len: usize) -> io::Result<Self> {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        Self::map(len, libc::PROT_NONE, flags, -1)
+    }
+
+    fn map(len: usize, prot: i32, flags: i32, fd: i32) -> io::Result<Self> {
+        // SAFETY: a new mapping at an address the kernel picks.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(UserMap { ptr, len })
+    }
+
+    fn addr(&self) -> u64 {
+        self.ptr as u64
+    }
+
+    /// The mapped bytes (the mapping must be readable).
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len` bytes are mapped for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for UserMap {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// The p2pmem provider, or the skip reason of a test that needs one.
+fn need_p2pmem() -> Result<String, Outcome> {
+    match p2pmem_provider() {
+        Ok(Some(bdf)) => Ok(bdf),
+        Ok(None) => Err(Outcome::Skip(
+            "no p2pmem provider (tools/vm/run.sh adds an NVMe CMB)".into(),
+        )),
+        Err(e) => Err(Outcome::Fail(format!("PCI scan: {e}"))),
+    }
+}
+
+/// IMPORT_P2PMEM's bad inputs, each with its errno and dmesg line; none
+/// keeps a pin (the provider's free memory is back once the mappings go).
+fn import_p2pmem_errors() -> Outcome {
+    let bdf = match need_p2pmem() {
+        Ok(b) => b,
+        Err(o) => return o,
+    };
+    let before = try_or_fail!(p2pmem_available(&bdf), "p2pmem available");
+    let mem = try_or_fail!(UserMap::p2pmem(&bdf, 64 << 10, true), "p2pmem mmap");
+    let ro = try_or_fail!(UserMap::p2pmem(&bdf, 64 << 10, false), "p2pmem mmap");
+    let host = try_or_fail!(UserMap::anon(64 << 10), "anonymous mmap");
+    // A range no access is allowed to.
+    let no_access = try_or_fail!(UserMap::inaccessible(8192), "PROT_NONE mmap");
+    let hole = no_access.addr();
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let p = mem.addr();
+    let at = |addr: u64, size: u64| NetgpuImportP2pmem {
+        addr,
+        size,
+        ..Default::default()
+    };
+    let range = "is not a nonzero page-aligned range";
+    let cases = [
+        (at(p + 1, 4096), libc::EINVAL, range.to_string()),
+        (at(p, 0), libc::EINVAL, range.to_string()),
+        (at(p, 4097), libc::EINVAL, range.to_string()),
+        // The last page of the address space: the range wraps.
+        (at(!4095, 8192), libc::EINVAL, range.to_string()),
+        (
+            NetgpuImportP2pmem {
+                flags: 1,
+                ..at(p, 4096)
+            },
+            libc::EINVAL,
+            "flags 0x1 not zero".to_string(),
+        ),
+        (
+            NetgpuImportP2pmem {
+                reserved: [0, 1],
+                ..at(p, 4096)
+            },
+            libc::EINVAL,
+            "reserved fields not zero".to_string(),
+        ),
+        (
+            at(hole, 8192),
+            libc::EFAULT,
+            format!("cannot pin {hole:#x}+0x2000"),
+        ),
+        // Pinned for writes by DMA: a read-only mapping does not do.
+        (at(ro.addr(), 4096), libc::EFAULT, "cannot pin".to_string()),
+        (
+            at(host.addr(), 8192),
+            libc::EINVAL,
+            format!("page at {:#x} is not PCI P2PDMA memory", host.addr()),
+        ),
+    ];
+    pass!(each(cases, |(a, errno, why)| {
+        expect_call_errno(&ctx, NETGPU_IOC_IMPORT_P2PMEM, &a, errno, &why)
+    }));
+    let lines = try_or_fail!(fdinfo_regions(&ctx), "fdinfo");
+    check!(lines.is_empty(), "regions after failed imports: {lines:?}");
+    drop((mem, ro));
+    check!(
+        try_or_fail!(p2pmem_back_to(&bdf, before), "p2pmem available"),
+        "p2pmem available {} after the mappings went, {before} before",
+        p2pmem_available(&bdf).unwrap_or(0)
+    );
+    Outcome::Pass
+}
+
+/// A P2PDMA region pins its pages only while they stay mapped: unmapping
+/// them lets go of them although the context keeps the region.
+fn import_p2pmem_unmap_lets_go() -> Outcome {
+    let bdf = match need_p2pmem() {
+        Ok(b) => b,
+        Err(o) => return o,
+    };
+    let size = 1u64 << 20;
+    let before = try_or_fail!(p2pmem_available(&bdf), "p2pmem available");
+    let mem = try_or_fail!(UserMap::p2pmem(&bdf, size as usize, true), "p2pmem mmap");
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let r = try_or_fail!(
+        ctx.import_p2pmem(mem.addr() as usize, size as usize),
+        "import"
+    );
+    check!(r == 1, "region id {r}, expected 1");
+    let lines = try_or_fail!(fdinfo_regions(&ctx), "fdinfo");
+    check!(
+        lines == ["1 p2pdma 1048576 bytes free 256"],
+        "fdinfo regions {lines:?}"
+    );
+    let now = try_or_fail!(p2pmem_available(&bdf), "p2pmem available");
+    check!(
+        now == before - size,
+        "p2pmem available {now} while mapped, expected {}",
+        before - size
+    );
+    drop(mem);
+    check!(
+        try_or_fail!(p2pmem_back_to(&bdf, before), "p2pmem available"),
+        "p2pmem available {} after munmap with the context open, {before} before",
+        p2pmem_available(&bdf).unwrap_or(0)
+    );
+    let lines = try_or_fail!(fdinfo_regions(&ctx), "fdinfo");
+    check!(lines.len() == 1, "fdinfo regions after munmap {lines:?}");
+    Outcome::Pass
+}
+
+/// netgpu-sim's default DMA device is not on PCI: it cannot reach P2PDMA
+/// memory. BIND_QUEUE fails with ENXIO and says why; the queue stays free.
+fn sim_bind_p2pmem_unreachable() -> Outcome {
+    let bdf = match need_p2pmem() {
+        Ok(b) => b,
+        Err(o) => return o,
+    };
+    let before = try_or_fail!(p2pmem_available(&bdf), "p2pmem available");
+    let mem = try_or_fail!(UserMap::p2pmem(&bdf, 1 << 20, true), "p2pmem mmap");
+    let (ctx, _ub, cq, rq) = try_or_fail!(ready_context(), "context");
+    let r = try_or_fail!(ctx.import_p2pmem(mem.addr() as usize, 1 << 20), "import");
+    pass!(expect_bind_errno(
+        &ctx,
+        r,
+        3,
+        libc::ENXIO,
+        &format!("the DMA device of ifindex IFX cannot map region {r}"),
+    ));
+    let ifindex = try_or_fail!(sim_ifindex(), "ifindex");
+    let b = try_or_fail!(ctx.bind_queue(ifindex, 3, 1), "BIND_QUEUE of the udmabuf");
+    try_or_fail!(ctx.unbind_queue(b), "UNBIND_QUEUE");
+    drop((ctx, cq, rq, mem));
+    check!(
+        try_or_fail!(p2pmem_back_to(&bdf, before), "p2pmem available"),
+        "p2pmem available {} after close, {before} before",
+        p2pmem_available(&bdf).unwrap_or(0)
+    );
+    Outcome::Pass
+}
+
+/// The copy fallback into a P2PDMA region: a loopback stream (no NIC, so
+/// every byte is copied) lands in the NVMe CMB through the kernel's mapping
+/// of it, every byte checked through the user mapping of the same pages.
+fn p2pmem_copy_fallback() -> Outcome {
+    let bdf = match need_p2pmem() {
+        Ok(b) => b,
+        Err(o) => return o,
+    };
+    let size = 1usize << 20;
+    let mem = try_or_fail!(UserMap::p2pmem(&bdf, size, true), "p2pmem mmap");
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    try_or_fail!(ctx.import_p2pmem(mem.addr() as usize, size), "import");
+    let (mut cq, mut rq) = try_or_fail!(ctx.setup_rings(256, 256), "rings");
+    let view = mem.as_slice();
+    // More than the region: buffers must come back through the refill ring.
+    let bytes = 3 * size / 2;
+    let (got, _, eof) = try_or_fail!(
+        loopback_stream(&ctx, view, &mut cq, &mut rq, bytes, true),
+        "stream"
+    );
+    check!(got == bytes as u64, "received {got} of {bytes}");
+    check!(eof, "no EOF completion after the peer closed");
+    let st = try_or_fail!(ctx.stats(0), "stats");
+    check!(
+        st.copy_bytes == bytes as u64 && st.zc_bytes == 0,
+        "stats {st:?}"
+    );
+    Outcome::Pass
+}
+
+/// The provider of P2PDMA memory goes away mid-stream (its driver unbinds,
+/// as on hot unplug). netgpu_p2p.sh sets up ngs1 on a PCI function behind
+/// the same switch as the NVMe controller, RSS sending every flow to queue
+/// 3. After 1 MiB is verified in the CMB, the NVMe driver unbinds: the
+/// P2PDMA teardown unmaps the memory from user space, netgpu's notifier
+/// revokes the binding and lets go of the pages, so the unbind completes.
+/// The rest of the stream lands in host memory and the region cannot take
+/// it: RECV fails with ENXIO. The driver binds again afterwards.
+fn sim_p2pmem_provider_unbound_mid_stream() -> Outcome {
+    let bdf = match need_p2pmem() {
+        Ok(b) => b,
+        Err(o) => return o,
+    };
+    let size = 4usize << 20;
+    let mem = try_or_fail!(UserMap::p2pmem(&bdf, size, true), "p2pmem mmap");
+    let ctx = try_or_fail!(Netgpu::open(), "open");
+    let r = try_or_fail!(ctx.import_p2pmem(mem.addr() as usize, size), "import");
+    let (mut cq, mut rq) = try_or_fail!(ctx.setup_rings(1024, 1024), "SETUP_RINGS");
+    let ifindex = try_or_fail!(sim_ifindex(), "ifindex");
+    try_or_fail!(ctx.bind_queue(ifindex, 3, r), "BIND_QUEUE of the CMB");
+    let lst = try_or_fail!(std::net::TcpListener::bind("[2001:db8::2]:5391"), "listen");
+    let (_sender, sock, id) = try_or_fail!(stream_from_ngsa(&ctx, &lst, 5391), "stream");
+    try_or_fail!(
+        recv_zero_copy(&ctx, (&mut cq, &mut rq), (id, r), mem.as_slice(), 1 << 20),
+        "CMB"
+    );
+    let mut kmsg = try_or_fail!(Kmsg::open(), "/dev/kmsg");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dev = bdf.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::write("/sys/bus/pci/drivers/nvme/unbind", &dev));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(Ok(())) => (),
+        Ok(Err(e)) => return Outcome::Fail(format!("nvme unbind of {bdf}: {e}")),
+        Err(_) => return Outcome::Fail(format!("nvme unbind of {bdf} still waiting after 30 s")),
+    }
+    let revoked = format!("the user mapping changed under region {r}; unbinding queue 3");
+    check!(
+        try_or_fail!(wait_kmsg(&mut kmsg, 10, &revoked), "kmsg"),
+        "no dmesg line '{revoked}' within 10 s"
+    );
+    // The CMB is unmapped from this process too: completions are no longer read.
+    let err = recv_until_error(&ctx, &mut cq, &mut rq, id);
+    check!(
+        err == libc::ENXIO,
+        "RECV after the provider went: {}, expected {}",
+        errname(err),
+        errname(libc::ENXIO)
+    );
+    let why = format!("socket {id}: region not mappable by the CPU for the copy fallback");
+    check!(
+        try_or_fail!(wait_kmsg(&mut kmsg, 1, &why), "kmsg"),
+        "no dmesg line '{why}'"
+    );
+    drop((sock, ctx, cq, rq, mem));
+    try_or_fail!(
+        std::fs::write("/sys/bus/pci/drivers/nvme/bind", &bdf),
+        "nvme bind again"
+    );
+    let back = try_or_fail!(
+        wait_for(10, || Ok(
+            p2pmem_provider()?.as_deref() == Some(bdf.as_str())
+        )),
+        "PCI scan"
+    );
+    check!(
+        back,
+        "{bdf} publishes no p2pmem 10 s after the NVMe driver bound again"
+    );
+    Outcome::Pass
+}
+
 /// Maps `len` bytes of `fd` from `offset` read-only; the mapping is leaked
 /// for the test's life (a revoked BAR mapping must not be touched, only
 /// left alone).
@@ -1488,6 +1831,88 @@ fn wait_kmsg(kmsg: &mut Kmsg, secs: u64, what: &str) -> io::Result<bool> {
     })
 }
 
+/// Starts `netgpu_send` of 256 MiB from ngsa to `[2001:db8::2]:port`,
+/// accepts it on `lst` and attaches it to `ctx` (reads time out after
+/// 10 s); returns the sender, the socket and its id.
+fn stream_from_ngsa(
+    ctx: &Netgpu,
+    lst: &std::net::TcpListener,
+    port: u16,
+) -> Result<(Child, std::net::TcpStream, u32), String> {
+    let sender = std::process::Command::new("ip")
+        .args(["netns", "exec", "ngsa", "netgpu_send", "2001:db8::2"])
+        .arg(port.to_string())
+        .arg((256u64 << 20).to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("netgpu_send: {e}"))?;
+    let sender = Child(sender);
+    let (sock, _) = lst.accept().map_err(|e| format!("accept: {e}"))?;
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+    let id = ctx
+        .attach_socket(sock.as_raw_fd())
+        .map_err(|e| format!("attach: {e}"))?;
+    Ok((sender, sock, id))
+}
+
+/// Receives the first `upto` bytes of socket `id`'s stream, all zero-copy
+/// into region `r`, whose bytes `view` shows; checks every byte and returns
+/// the buffers.
+fn recv_zero_copy(
+    ctx: &Netgpu,
+    (cq, rq): (&mut CqMap, &mut RqMap),
+    (id, r): (u32, u32),
+    view: &[u8],
+    upto: u64,
+) -> Result<(), String> {
+    let mut pos = 0u64;
+    while pos < upto {
+        ctx.recv(id, 256 << 10, 0)
+            .map_err(|e| format!("RECV at {pos}: {e}"))?;
+        while let Some(e) = cq.pop() {
+            if e.flags != 0 || e.region_id != r || e.socket_id != id {
+                return Err(format!(
+                    "completion {e:?}: expected zero-copy in region {r}"
+                ));
+            }
+            let got = view
+                .get(e.offset as usize..(e.offset + u64::from(e.len)) as usize)
+                .ok_or_else(|| format!("completion outside the region: {e:?}"))?;
+            if let Some(i) = (0..got.len()).find(|&i| got[i] != netgpu_pattern(pos + i as u64)) {
+                return Err(format!("byte at stream offset {} differs", pos + i as u64));
+            }
+            pos += u64::from(e.len);
+            rq.push(&NetgpuRqe {
+                offset: e.offset,
+                region_id: r,
+                __pad: 0,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Receives socket `id` until RECV fails, returning every buffer unread;
+/// the errno it failed with.
+fn recv_until_error(ctx: &Netgpu, cq: &mut CqMap, rq: &mut RqMap, id: u32) -> i32 {
+    loop {
+        match ctx.recv(id, 256 << 10, 0) {
+            Ok(_) => {
+                while let Some(e) = cq.pop() {
+                    rq.push(&NetgpuRqe {
+                        offset: e.offset,
+                        region_id: e.region_id,
+                        __pad: 0,
+                    });
+                }
+            }
+            Err(e) => break e.raw_os_error().unwrap_or(0),
+        }
+    }
+}
+
 /// Revocation mid-stream. netgpu_p2p.sh sets up ngs1 on a PCI function
 /// behind the same PCIe switch as the ivshmem function, with RSS sending
 /// every flow to queue 3. The receive goes into the ivshmem BAR, exported
@@ -1521,52 +1946,12 @@ fn sim_p2p_revoked_mid_stream() -> Outcome {
     let ifindex = try_or_fail!(sim_ifindex(), "ifindex");
     let b = try_or_fail!(ctx.bind_queue(ifindex, 3, r), "BIND_QUEUE of the BAR");
     let lst = try_or_fail!(std::net::TcpListener::bind("[2001:db8::2]:5390"), "listen");
-    let sender = try_or_fail!(
-        std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                "ngsa",
-                "netgpu_send",
-                "2001:db8::2",
-                "5390"
-            ])
-            .arg((256u64 << 20).to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn(),
-        "netgpu_send"
-    );
-    let _sender = Child(sender);
-    let (sock, _) = try_or_fail!(lst.accept(), "accept");
+    let (_sender, sock, id) = try_or_fail!(stream_from_ngsa(&ctx, &lst, 5390), "stream");
+    let pos = 1u64 << 20;
     try_or_fail!(
-        sock.set_read_timeout(Some(std::time::Duration::from_secs(10))),
-        "SO_RCVTIMEO"
+        recv_zero_copy(&ctx, (&mut cq, &mut rq), (id, r), map, pos),
+        "BAR"
     );
-    let id = try_or_fail!(ctx.attach_socket(sock.as_raw_fd()), "attach");
-    let mut pos = 0u64;
-    while pos < 1 << 20 {
-        try_or_fail!(ctx.recv(id, 256 << 10, 0), format!("RECV at {pos}"));
-        while let Some(e) = cq.pop() {
-            check!(
-                e.flags == 0 && e.region_id == r && e.socket_id == id,
-                "completion {e:?}: expected zero-copy in region {r}"
-            );
-            let got = &map[e.offset as usize..(e.offset + u64::from(e.len)) as usize];
-            if let Some(i) = (0..got.len()).find(|&i| got[i] != netgpu_pattern(pos + i as u64)) {
-                return Outcome::Fail(format!(
-                    "BAR byte at stream offset {} differs",
-                    pos + i as u64
-                ));
-            }
-            pos += u64::from(e.len);
-            rq.push(&NetgpuRqe {
-                offset: e.offset,
-                region_id: r,
-                __pad: 0,
-            });
-        }
-    }
     let st = try_or_fail!(ctx.stats(b), "stats");
     check!(
         st.zc_bytes >= pos,
@@ -1581,20 +1966,7 @@ fn sim_p2p_revoked_mid_stream() -> Outcome {
         "no dmesg line '{revoked}' within 10 s"
     );
     // The BAR is gone from the CPU too: completions are no longer read.
-    let err = loop {
-        match ctx.recv(id, 256 << 10, 0) {
-            Ok(_) => {
-                while let Some(e) = cq.pop() {
-                    rq.push(&NetgpuRqe {
-                        offset: e.offset,
-                        region_id: e.region_id,
-                        __pad: 0,
-                    });
-                }
-            }
-            Err(e) => break e.raw_os_error().unwrap_or(0),
-        }
-    };
+    let err = recv_until_error(&ctx, &mut cq, &mut rq, id);
     check!(
         err == libc::ENXIO,
         "RECV after the revocation: {}, expected {}",
@@ -2170,6 +2542,9 @@ fn main() -> std::process::ExitCode {
         ("garbage_refill_entries_counted", garbage_refill_entries),
         ("double_return_rejected", double_return_rejected),
         ("poll_readiness", poll_readiness),
+        ("import_p2pmem_errors", import_p2pmem_errors),
+        ("import_p2pmem_unmap_lets_go", import_p2pmem_unmap_lets_go),
+        ("p2pmem_copy_fallback", p2pmem_copy_fallback),
     ];
     if !std::path::Path::new(DEVICE).exists() {
         println!("TAP version 13\n1..0 # SKIP {DEVICE} missing: netgpu.ko not loaded");
@@ -2196,6 +2571,7 @@ fn main() -> std::process::ExitCode {
                     "bind_unreachable_region_einval",
                     sim_bind_unreachable_region,
                 ),
+                ("bind_p2pmem_unreachable_enxio", sim_bind_p2pmem_unreachable),
             ];
             let extra: &[Test] = &[
                 ("bind_hds_off_einval", sim_bind_hds_off),
@@ -2203,6 +2579,10 @@ fn main() -> std::process::ExitCode {
                 ("netns_deleted_while_bound", sim_netns_deleted_while_bound),
                 ("p2p_revoked_mid_stream", sim_p2p_revoked_mid_stream),
                 ("devmem_refuses_bar", sim_devmem_refuses_bar),
+                (
+                    "p2pmem_provider_unbound_mid_stream",
+                    sim_p2pmem_provider_unbound_mid_stream,
+                ),
             ];
             return match rest {
                 [] => ktap::run(sim),
