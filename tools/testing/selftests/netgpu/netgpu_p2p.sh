@@ -40,7 +40,7 @@ nvme=$(pci_function 1b36 0010) || skip_all "no NVMe PCI function (tools/vm/run.s
 log=$(mktemp -d)
 
 echo "TAP version 13"
-echo "1..13"
+echo "1..14"
 
 insmod "$KO"
 echo netgpu_sim >/sys/bus/pci/devices/"$fn"/driver_override
@@ -62,6 +62,10 @@ else
 	nok dma_dev_not_ours_refused "ip link add with dma-dev $bar: $out"
 	ip link del ngx 2>/dev/null
 fi
+# The exact errnos behind such refusals (ip prints only the message): EBUSY
+# for a function of another driver, ENODEV for none, EINVAL for a name longer
+# than the attribute's policy allows.
+subtests "" netgpu_ioctl --sim ngs1 newlink_dma_dev_errnos
 
 if pair_up numrxqueues 4 numtxqueues 4 --- dma-dev "$fn" && $B ethtool -K ngs1 ntuple on &&
 	[ "$(basename "$($B readlink -f /sys/class/net/ngs1/device)")" = "$fn" ]; then

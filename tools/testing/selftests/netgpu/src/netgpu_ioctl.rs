@@ -6,6 +6,7 @@
 //! and leaves the context working. Needs root and netgpu.ko loaded.
 
 mod ktap;
+mod rtnl;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -1717,6 +1718,47 @@ fn p2pmem_copy_fallback() -> Outcome {
     Outcome::Pass
 }
 
+/// `IFLA_INFO_DATA` attribute of netgpu-sim naming the pair's PCI function.
+const SIM_INFO_DMA_DEV: u16 = 2;
+
+/// A netgpu-sim pair on a PCI function not bound to netgpu_sim, on one that
+/// does not exist, or named by a string longer than a PCI device name: each
+/// refused with its exact errno and extended ack, and no link left behind.
+fn sim_newlink_dma_dev_errnos() -> Outcome {
+    let found = try_or_fail!(vfio::find_function(IVSHMEM.0, IVSHMEM.1), "PCI scan");
+    let Some(bdf) = found else {
+        return Outcome::Skip("no ivshmem PCI function (tools/vm/run.sh adds one)".into());
+    };
+    let not_ours = "dma-dev is not a PCI function bound to netgpu_sim";
+    let cases = [
+        (bdf.as_str(), libc::EBUSY, not_ours),
+        ("0000:ff:1f.7", libc::ENODEV, not_ours),
+        (
+            "0000:00:00.0-longer-than-31-bytes",
+            libc::EINVAL,
+            "Attribute failed policy validation",
+        ),
+    ];
+    each(cases, |(dev, errno, why)| {
+        let data = [rtnl::attr_str(SIM_INFO_DMA_DEV, dev)];
+        let r = try_or_fail!(rtnl::newlink("ngx", "netgpu-sim", &data), "RTM_NEWLINK");
+        match r {
+            Err((e, msg)) if e == errno && msg.contains(why) => (),
+            r => {
+                return Outcome::Fail(format!(
+                    "dma-dev {dev}: {r:?}, expected {} with \"{why}\"",
+                    errname(errno)
+                ))
+            }
+        }
+        check!(
+            !std::path::Path::new("/sys/class/net/ngx").exists(),
+            "dma-dev {dev}: link ngx left behind"
+        );
+        Outcome::Pass
+    })
+}
+
 /// The provider of P2PDMA memory goes away mid-stream (its driver unbinds,
 /// as on hot unplug). netgpu_p2p.sh sets up ngs1 on a PCI function behind
 /// the same switch as the NVMe controller, RSS sending every flow to queue
@@ -2579,6 +2621,7 @@ fn main() -> std::process::ExitCode {
                 ("netns_deleted_while_bound", sim_netns_deleted_while_bound),
                 ("p2p_revoked_mid_stream", sim_p2p_revoked_mid_stream),
                 ("devmem_refuses_bar", sim_devmem_refuses_bar),
+                ("newlink_dma_dev_errnos", sim_newlink_dma_dev_errnos),
                 (
                     "p2pmem_provider_unbound_mid_stream",
                     sim_p2pmem_provider_unbound_mid_stream,
