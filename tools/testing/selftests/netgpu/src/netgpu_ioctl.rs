@@ -1797,22 +1797,9 @@ fn sim_p2pmem_provider_unbound_mid_stream() -> Outcome {
         Err(_) => return Outcome::Fail(format!("nvme unbind of {bdf} still waiting after 30 s")),
     }
     let revoked = format!("the user mapping changed under region {r}; unbinding queue 3");
-    check!(
-        try_or_fail!(wait_kmsg(&mut kmsg, 10, &revoked), "kmsg"),
-        "no dmesg line '{revoked}' within 10 s"
-    );
-    // The CMB is unmapped from this process too: completions are no longer read.
-    let err = recv_until_error(&ctx, &mut cq, &mut rq, id);
-    check!(
-        err == libc::ENXIO,
-        "RECV after the provider went: {}, expected {}",
-        errname(err),
-        errname(libc::ENXIO)
-    );
-    let why = format!("socket {id}: region not mappable by the CPU for the copy fallback");
-    check!(
-        try_or_fail!(wait_kmsg(&mut kmsg, 1, &why), "kmsg"),
-        "no dmesg line '{why}'"
+    try_or_fail!(
+        expect_revoked(&mut kmsg, &ctx, (&mut cq, &mut rq), id, &revoked),
+        "CMB revoked"
     );
     drop((sock, ctx, cq, rq, mem));
     try_or_fail!(
@@ -1955,6 +1942,35 @@ fn recv_until_error(ctx: &Netgpu, cq: &mut CqMap, rq: &mut RqMap, id: u32) -> i3
     }
 }
 
+/// After a revocation of region memory bound to queue 3: dmesg says
+/// `revoked` within 10 s, and receiving socket `id` ends with ENXIO, the
+/// copy fallback having nowhere to write, with its dmesg line.
+fn expect_revoked(
+    kmsg: &mut Kmsg,
+    ctx: &Netgpu,
+    (cq, rq): (&mut CqMap, &mut RqMap),
+    id: u32,
+    revoked: &str,
+) -> Result<(), String> {
+    if !wait_kmsg(kmsg, 10, revoked).map_err(|e| format!("kmsg: {e}"))? {
+        return Err(format!("no dmesg line '{revoked}' within 10 s"));
+    }
+    // The memory is gone from the CPU too: completions are no longer read.
+    let err = recv_until_error(ctx, cq, rq, id);
+    if err != libc::ENXIO {
+        return Err(format!(
+            "RECV after the revocation: {}, expected {}",
+            errname(err),
+            errname(libc::ENXIO)
+        ));
+    }
+    let why = format!("socket {id}: region not mappable by the CPU for the copy fallback");
+    if !wait_kmsg(kmsg, 1, &why).map_err(|e| format!("kmsg: {e}"))? {
+        return Err(format!("no dmesg line '{why}'"));
+    }
+    Ok(())
+}
+
 /// Revocation mid-stream. netgpu_p2p.sh sets up ngs1 on a PCI function
 /// behind the same PCIe switch as the ivshmem function, with RSS sending
 /// every flow to queue 3. The receive goes into the ivshmem BAR, exported
@@ -2003,22 +2019,9 @@ fn sim_p2p_revoked_mid_stream() -> Outcome {
     let mut kmsg = try_or_fail!(Kmsg::open(), "/dev/kmsg");
     try_or_fail!(func.set_memory_enabled(false), "memory decoding off");
     let revoked = format!("the DMA-buf exporter revoked region {r}; unbinding queue 3");
-    check!(
-        try_or_fail!(wait_kmsg(&mut kmsg, 10, &revoked), "kmsg"),
-        "no dmesg line '{revoked}' within 10 s"
-    );
-    // The BAR is gone from the CPU too: completions are no longer read.
-    let err = recv_until_error(&ctx, &mut cq, &mut rq, id);
-    check!(
-        err == libc::ENXIO,
-        "RECV after the revocation: {}, expected {}",
-        errname(err),
-        errname(libc::ENXIO)
-    );
-    let why = format!("socket {id}: region not mappable by the CPU for the copy fallback");
-    check!(
-        try_or_fail!(wait_kmsg(&mut kmsg, 1, &why), "kmsg"),
-        "no dmesg line '{why}'"
+    try_or_fail!(
+        expect_revoked(&mut kmsg, &ctx, (&mut cq, &mut rq), id, &revoked),
+        "BAR revoked"
     );
     // The ring mappings hold the context's file too.
     drop((sock, ctx, cq, rq));
