@@ -1472,9 +1472,18 @@ fn p2pmem_available(bdf: &str) -> io::Result<u64> {
         .map_err(io::Error::other)
 }
 
-/// Waits up to 5 s for provider `bdf` to have `want` bytes available again.
-fn p2pmem_back_to(bdf: &str, want: u64) -> io::Result<bool> {
-    wait_for(5, || Ok(p2pmem_available(bdf)? == want))
+/// Waits up to 5 s for provider `bdf` to have `want` bytes available again;
+/// the error says how many it has `after` what.
+fn p2pmem_back_to(bdf: &str, want: u64, after: &str) -> Result<(), String> {
+    let back = wait_for(5, || Ok(p2pmem_available(bdf)? == want))
+        .map_err(|e| format!("p2pmem available: {e}"))?;
+    if !back {
+        return Err(format!(
+            "p2pmem available {} after {after}, {want} before",
+            p2pmem_available(bdf).unwrap_or(0)
+        ));
+    }
+    Ok(())
 }
 
 /// A shared mapping in this process, unmapped on drop.
@@ -1612,11 +1621,7 @@ fn import_p2pmem_errors() -> Outcome {
     let lines = try_or_fail!(fdinfo_regions(&ctx), "fdinfo");
     check!(lines.is_empty(), "regions after failed imports: {lines:?}");
     drop((mem, ro));
-    check!(
-        try_or_fail!(p2pmem_back_to(&bdf, before), "p2pmem available"),
-        "p2pmem available {} after the mappings went, {before} before",
-        p2pmem_available(&bdf).unwrap_or(0)
-    );
+    try_or_fail!(p2pmem_back_to(&bdf, before, "the mappings went"), "pins");
     Outcome::Pass
 }
 
@@ -1648,10 +1653,9 @@ fn import_p2pmem_unmap_lets_go() -> Outcome {
         before - size
     );
     drop(mem);
-    check!(
-        try_or_fail!(p2pmem_back_to(&bdf, before), "p2pmem available"),
-        "p2pmem available {} after munmap with the context open, {before} before",
-        p2pmem_available(&bdf).unwrap_or(0)
+    try_or_fail!(
+        p2pmem_back_to(&bdf, before, "munmap with the context open"),
+        "pins"
     );
     let lines = try_or_fail!(fdinfo_regions(&ctx), "fdinfo");
     check!(lines.len() == 1, "fdinfo regions after munmap {lines:?}");
@@ -1680,11 +1684,7 @@ fn sim_bind_p2pmem_unreachable() -> Outcome {
     let b = try_or_fail!(ctx.bind_queue(ifindex, 3, 1), "BIND_QUEUE of the udmabuf");
     try_or_fail!(ctx.unbind_queue(b), "UNBIND_QUEUE");
     drop((ctx, cq, rq, mem));
-    check!(
-        try_or_fail!(p2pmem_back_to(&bdf, before), "p2pmem available"),
-        "p2pmem available {} after close, {before} before",
-        p2pmem_available(&bdf).unwrap_or(0)
-    );
+    try_or_fail!(p2pmem_back_to(&bdf, before, "close"), "pins");
     Outcome::Pass
 }
 
