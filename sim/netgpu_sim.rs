@@ -23,6 +23,7 @@ use kernel::prelude::*;
 use kernel::types::Opaque;
 
 mod ethtool;
+mod ethtool_ops;
 mod flow;
 mod netdev;
 mod pci;

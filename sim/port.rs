@@ -23,6 +23,7 @@ use kernel::sync::{aref::ARef, rcu, Arc};
 use kernel::types::Opaque;
 
 use crate::ethtool;
+use crate::ethtool_ops;
 use crate::flow::{self, Steering, PARSE_LEN};
 use crate::netdev::{NetDev, Skb};
 use crate::pci::P2pWindows;
@@ -520,8 +521,8 @@ extern "C" fn setup(dev: *mut bindings::net_device) {
         );
         fast.set_lltx(1);
         d.netdev_ops = &NETDEV_OPS.0;
-        d.ethtool_ops = ethtool::ops();
-        d.stat_ops = ethtool::stat_ops();
+        d.ethtool_ops = ethtool_ops::ops();
+        d.stat_ops = ethtool_ops::stat_ops();
         d.queue_mgmt_ops = rxq::queue_mgmt_ops();
         let features =
             NETIF_F_SG | NETIF_F_HW_CSUM | NETIF_F_HIGHDMA | NETIF_F_RXCSUM | NETIF_F_GRO;
