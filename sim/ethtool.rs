@@ -27,7 +27,7 @@ const ETH_RSS_HASH_TOP: u8 = 1 << bindings::ETH_RSS_HASH_TOP_BIT;
 const HDS_UNKNOWN: u8 = bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_UNKNOWN as u8;
 const HDS_ENABLED: u8 = bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_ENABLED as u8;
 
-const RX_STATS: [&str; 9] = [
+const RX_STATS: [&str; 11] = [
     "packets",
     "bytes",
     "hds_packets",
@@ -37,6 +37,8 @@ const RX_STATS: [&str; 9] = [
     "ring_full_drops",
     "alloc_fail_drops",
     "dma_ns",
+    "hw_gro_packets",
+    "hw_gro_wire_packets",
 ];
 const TX_STATS: [&str; 4] = ["packets", "bytes", "drops", "stops"];
 /// Device-wide counters, after the per-queue ones.
@@ -506,6 +508,8 @@ pub(crate) fn get_ethtool_stats(dev: &NetDev, data: &mut [u64]) {
             &x.ring_full,
             &x.alloc_fail,
             &x.dma_ns,
+            &x.hw_gro_packets,
+            &x.hw_gro_wire_packets,
         ] {
             if vals.push(v.load(Ordering::Relaxed), GFP_KERNEL).is_err() {
                 return;
@@ -536,13 +540,20 @@ pub(crate) fn get_ethtool_stats(dev: &NetDev, data: &mut [u64]) {
 /// Writes the sums of `stats` into a qstats RX struct (the fields we report).
 fn put_rx<'a>(out: &mut bindings::netdev_queue_stats_rx, stats: impl Iterator<Item = &'a RxStats>) {
     let (mut p, mut b, mut a, mut d) = (0, 0, 0, 0);
+    let (mut gp, mut gb, mut gwp, mut gwb) = (0, 0, 0, 0);
     for x in stats {
         p += x.packets.load(Ordering::Relaxed);
         b += x.bytes.load(Ordering::Relaxed);
         a += x.alloc_fail.load(Ordering::Relaxed);
         d += x.ring_full.load(Ordering::Relaxed);
+        gp += x.hw_gro_packets.load(Ordering::Relaxed);
+        gb += x.hw_gro_bytes.load(Ordering::Relaxed);
+        gwp += x.hw_gro_wire_packets.load(Ordering::Relaxed);
+        gwb += x.hw_gro_wire_bytes.load(Ordering::Relaxed);
     }
     (out.packets, out.bytes, out.alloc_fail, out.hw_drops) = (p, b, a, d);
+    (out.hw_gro_packets, out.hw_gro_bytes) = (gp, gb);
+    (out.hw_gro_wire_packets, out.hw_gro_wire_bytes) = (gwp, gwb);
 }
 
 /// Writes the sums of `stats` into a qstats TX struct.

@@ -181,6 +181,18 @@ impl Skb {
         })
     }
 
+    /// The frame's linear part, where a sender's headers are.
+    pub(crate) fn linear(&self) -> &[u8] {
+        let skb = self.0.as_ptr();
+        // SAFETY: valid skb (type invariant): `data` has `len - data_len` bytes in the head.
+        // Nobody writes them while the frame is in flight: a sender that transmits the same
+        // data again (a TCP retransmission) copies a head that is still in use.
+        unsafe {
+            let n = (*skb).len.saturating_sub((*skb).data_len) as usize;
+            core::slice::from_raw_parts((*skb).data, n)
+        }
+    }
+
     /// The control block: private to the owner of the skb.
     pub(crate) fn cb(&mut self) -> &mut [u8; 48] {
         // SAFETY: valid skb we own; `cb` is 48 bytes.

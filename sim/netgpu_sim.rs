@@ -22,6 +22,7 @@ use kernel::bindings;
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
+mod coalesce;
 mod ethtool;
 mod ethtool_ops;
 mod flow;

@@ -53,6 +53,7 @@ const NETIF_F_HW_CSUM: u64 = 1 << bindings::NETIF_F_HW_CSUM_BIT;
 const NETIF_F_HIGHDMA: u64 = 1 << bindings::NETIF_F_HIGHDMA_BIT;
 const NETIF_F_RXCSUM: u64 = 1 << bindings::NETIF_F_RXCSUM_BIT;
 const NETIF_F_GRO: u64 = 1 << bindings::NETIF_F_GRO_BIT;
+const NETIF_F_GRO_HW: u64 = 1 << bindings::NETIF_F_GRO_HW_BIT;
 pub(crate) const NETIF_F_NTUPLE: u64 = 1 << bindings::NETIF_F_NTUPLE_BIT;
 const NETIF_F_RXHASH: u64 = 1 << bindings::NETIF_F_RXHASH_BIT;
 
@@ -524,8 +525,14 @@ extern "C" fn setup(dev: *mut bindings::net_device) {
         d.ethtool_ops = ethtool_ops::ops();
         d.stat_ops = ethtool_ops::stat_ops();
         d.queue_mgmt_ops = rxq::queue_mgmt_ops();
-        let features =
-            NETIF_F_SG | NETIF_F_HW_CSUM | NETIF_F_HIGHDMA | NETIF_F_RXCSUM | NETIF_F_GRO;
+        // Receive coalescing (`NETIF_F_GRO_HW`, see `crate::coalesce`) is on by default, as
+        // on NICs that have it.
+        let features = NETIF_F_SG
+            | NETIF_F_HW_CSUM
+            | NETIF_F_HIGHDMA
+            | NETIF_F_RXCSUM
+            | NETIF_F_GRO
+            | NETIF_F_GRO_HW;
         d.features |= features | NETIF_F_RXHASH;
         d.hw_features |= features | NETIF_F_NTUPLE | NETIF_F_RXHASH;
         d.needs_free_netdev = true;

@@ -21,6 +21,7 @@ use kernel::prelude::*;
 use kernel::sync::rcu;
 use kernel::types::Opaque;
 
+use crate::coalesce::{Run, Segment};
 use crate::netdev::{Skb, TxQueue};
 use crate::port::{self, Ops, Pair, PortState, TxStats};
 
@@ -79,6 +80,38 @@ pub(crate) struct RxStats {
     /// Nanoseconds the emulated DMA engine spent writing frames into this queue's
     /// buffers: CPU time that a hardware NIC does not cost, for benchmarks to tell apart.
     pub(crate) dma_ns: AtomicU64,
+    /// Coalesced packets handed to the stack (`NETIF_F_GRO_HW`), and their bytes.
+    pub(crate) hw_gro_packets: AtomicU64,
+    pub(crate) hw_gro_bytes: AtomicU64,
+    /// Wire frames coalesced into them, and their bytes.
+    pub(crate) hw_gro_wire_packets: AtomicU64,
+    pub(crate) hw_gro_wire_bytes: AtomicU64,
+}
+
+/// Most fragments of an skb: what one coalesced run can fill.
+const MAX_FRAGS: usize = bindings::MAX_SKB_FRAGS as usize;
+const NETIF_F_GRO_HW: u64 = 1 << bindings::NETIF_F_GRO_HW_BIT;
+
+/// An skb the NAPI poll is building.
+///
+/// # Invariants
+///
+/// `skb` is a valid skb owned by this value, built over the header pool page at `head`
+/// (headroom, then `head_len` bytes of the first frame), with `frags` fragments.
+struct Rx {
+    skb: *mut bindings::sk_buff,
+    head: *mut u8,
+    head_len: usize,
+    /// Payloads go to the data pool.
+    split: bool,
+    frags: usize,
+}
+
+impl Drop for Rx {
+    fn drop(&mut self) {
+        // SAFETY: we own the skb (type invariant); its fragments go back to their pools.
+        unsafe { bindings::dev_kfree_skb_any(self.skb) };
+    }
 }
 
 /// One RX queue.
@@ -323,9 +356,10 @@ impl RxQueue {
         }
     }
 
-    /// Builds the received skb for wire frame `wire`, or `None` (counted) on failure.
-    fn receive(&self, s: &PortState, wire: &mut Skb) -> Option<*mut bindings::sk_buff> {
-        let (len, info) = (wire.len() as usize, WireInfo::load(wire.cb()));
+    /// Starts the received skb for wire frame `wire`, or `None` (counted) on failure: the
+    /// head in a header pool page, the rest of the frame in fragments.
+    fn receive(&self, s: &PortState, wire: &Skb, info: &WireInfo) -> Option<Rx> {
+        let len = wire.len() as usize;
         let hds = s.rings.hds.load(Ordering::Relaxed)
             == bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_ENABLED as u8;
         let thresh = s.rings.hds_thresh.load(Ordering::Relaxed) as usize;
@@ -333,7 +367,6 @@ impl RxQueue {
         let split = hds && hdr_len > 0 && hdr_len < len && len - hdr_len > thresh;
         let head_len = if split { hdr_len } else { len.min(HEAD_CAP) };
         let hdr_pool = self.hdr_pool.load(Ordering::Acquire);
-        let data_pool = self.data_pool.load(Ordering::Acquire);
         let pair = &*s.pair;
 
         // The head: a header pool page.
@@ -359,8 +392,9 @@ impl RxQueue {
             return None;
         }
         // SAFETY: the page is a lowmem page of PAGE_SIZE bytes.
-        let skb =
-            unsafe { bindings::napi_build_skb(bindings::page_address(page), PAGE_SIZE as u32) };
+        let head = unsafe { bindings::page_address(page) };
+        // SAFETY: as above.
+        let skb = unsafe { bindings::napi_build_skb(head, PAGE_SIZE as u32) };
         if skb.is_null() {
             // SAFETY: as above.
             unsafe { bindings::page_pool_put_full_netmem(hdr_pool, netmem, false) };
@@ -373,53 +407,190 @@ impl RxQueue {
             bindings::skb_reserve(skb, HEADROOM as c_int);
             bindings::skb_put(skb, head_len as u32);
         }
+        let mut rx = Rx {
+            skb,
+            head: head.cast(),
+            head_len,
+            split,
+            frags: 0,
+        };
+        // On error, dropping `rx` frees the skb and the fragments added.
+        self.add_frags(s, &mut rx, wire, head_len).ok()?;
+        self.count(wire, info, split, hdr_len);
+        Some(rx)
+    }
 
-        // The rest: data pool netmems if split, else more header pool pages.
-        let mut off = head_len;
+    /// Counts wire frame `wire` as received.
+    fn count(&self, wire: &Skb, info: &WireInfo, split: bool, hdr_len: usize) {
+        let len = wire.len() as usize;
+        self.stats.packets.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        if info.by_rule {
+            self.stats.by_rule.fetch_add(1, Ordering::Relaxed);
+        }
+        if split {
+            self.stats.split.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .split_bytes
+                .fetch_add((len - hdr_len) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Appends bytes `from..` of wire frame `wire` to `rx` as fragments: data pool netmems if
+    /// the frame is split, else header pool pages. On error (counted) the fragments added so
+    /// far stay attached, so freeing the skb frees them.
+    fn add_frags(&self, s: &PortState, rx: &mut Rx, wire: &Skb, from: usize) -> Result {
+        let len = wire.len() as usize;
+        let pool = if rx.split {
+            self.data_pool.load(Ordering::Acquire)
+        } else {
+            self.hdr_pool.load(Ordering::Acquire)
+        };
+        let mut off = from;
         let mut unreadable = false;
         while off < len {
             let chunk = (len - off).min(PAGE_SIZE);
-            let pool = if split { data_pool } else { hdr_pool };
             // SAFETY: `pool` is one of this queue's live pools.
             let nm = unsafe { bindings::page_pool_dev_alloc_netmems(pool) };
             if nm == 0 {
                 self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
-                // SAFETY: the skb is ours; its frags go back to their pools.
-                unsafe { bindings::dev_kfree_skb_any(skb) };
-                return None;
+                return Err(ENOMEM);
             }
             // SAFETY: `nm` comes from a DMA-mapping pool (pages or net_iovs alike).
             let dma = unsafe { bindings::page_pool_get_dma_addr_netmem(nm) };
             // SAFETY: `nm` is a netmem.
             unreadable |= unsafe { bindings::netmem_is_net_iov(nm) };
-            let written = self.dma(pair, dma, wire, off, chunk);
-            // SAFETY: attach the buffer (even on error, so the skb frees it).
+            let written = self.dma(&s.pair, dma, wire, off, chunk);
+            // SAFETY: attach the buffer (even on error, so the skb frees it); the caller
+            // leaves room for it (at most `MAX_FRAGS`).
             unsafe {
-                let nr = (*bindings::skb_shinfo(skb)).nr_frags;
                 bindings::skb_add_rx_frag_netmem(
-                    skb,
-                    nr.into(),
+                    rx.skb,
+                    rx.frags as c_int,
                     nm,
                     0,
                     chunk as c_int,
                     PAGE_SIZE as u32,
                 );
             }
+            rx.frags += 1;
             if written.is_err() {
                 self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
-                // SAFETY: the skb is ours.
-                unsafe { bindings::dev_kfree_skb_any(skb) };
-                return None;
+                return Err(EIO);
             }
             off += chunk;
         }
+        if unreadable {
+            self.stats.unreadable.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
 
+    /// Merges the frames that follow `first` in the ring into `rx` while they continue its
+    /// TCP segment (see [`crate::coalesce`]), dequeuing them; `done` counts them against
+    /// the poll's `budget`. Returns the run, and the first frame that did not continue it;
+    /// an error if a merged frame could not be written, and then `rx` must be dropped.
+    fn coalesce(
+        &self,
+        s: &PortState,
+        rx: &mut Rx,
+        first: &Skb,
+        info: &WireInfo,
+        done: &mut c_int,
+        budget: c_int,
+    ) -> Result<(Option<Run>, Option<Skb>)> {
+        let hdr_len = usize::from(info.hdr_len);
+        // The headers, read in place from the frame as the NIC parses them off the wire.
+        let first_hdr = first.linear();
+        if !info.l4 {
+            return Ok((None, None));
+        }
+        let Some(mut run) =
+            Segment::parse(first_hdr, hdr_len, first.len() as usize).and_then(Run::start)
+        else {
+            return Ok((None, None));
+        };
+        while *done < budget {
+            // SAFETY: `ring` is initialized and owns the skbs queued on it.
+            let Some(mut wire) = (unsafe { Skb::from_raw(bindings::skb_dequeue(self.ring.get())) })
+            else {
+                break;
+            };
+            *done += 1;
+            let winfo = WireInfo::load(wire.cb());
+            let len = wire.len() as usize;
+            let fits = len.div_ceil(PAGE_SIZE) + rx.frags <= MAX_FRAGS;
+            let merged = winfo.l4
+                && winfo.hdr_len == info.hdr_len
+                && fits
+                && run.offer(first_hdr, wire.linear(), len);
+            if !merged {
+                return Ok((Some(run), Some(wire)));
+            }
+            self.count(&wire, &winfo, rx.split, hdr_len);
+            let added = self.add_frags(s, rx, &wire, hdr_len);
+            wire.consume_in_napi(budget);
+            added?;
+        }
+        Ok((Some(run), None))
+    }
+
+    /// Completes the skb of `rx`, a run of coalesced segments if `run` merged more than
+    /// one, and returns it.
+    fn complete(
+        &self,
+        s: &PortState,
+        rx: Rx,
+        info: &WireInfo,
+        run: Option<&Run>,
+    ) -> *mut bindings::sk_buff {
+        let rx = core::mem::ManuallyDrop::new(rx);
+        let skb = rx.skb;
+        let run = run.filter(|r| r.segs() > 1);
+        if let Some(run) = run {
+            // SAFETY: the head holds the first frame's headers (`head_len` >= `hdr_len`),
+            // written by the DMA engine into a page only this skb holds, which nobody else
+            // sees before we hand it to GRO.
+            let hdr =
+                unsafe { core::slice::from_raw_parts_mut(rx.head.add(HEADROOM), rx.head_len) };
+            let mss = run.finish(hdr);
+            let seg = run.first();
+            // SAFETY: our skb, not yet handed on; plain fields.
+            unsafe {
+                let sh = &mut *bindings::skb_shinfo(skb);
+                sh.gso_size = mss;
+                sh.gso_segs = run.segs();
+                sh.gso_type = if seg.v6() {
+                    bindings::SKB_GSO_TCPV6 as u32
+                } else {
+                    bindings::SKB_GSO_TCPV4 as u32
+                };
+                let headers = (*skb).__bindgen_anon_4.headers.as_mut();
+                headers.__bindgen_anon_1.__bindgen_anon_1.csum_start = (HEADROOM + seg.l4()) as u16;
+                headers.__bindgen_anon_1.__bindgen_anon_1.csum_offset = 16;
+            }
+            self.stats.hw_gro_packets.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: a valid skb.
+            let len = unsafe { (*skb).len };
+            self.stats
+                .hw_gro_bytes
+                .fetch_add(u64::from(len), Ordering::Relaxed);
+            self.stats
+                .hw_gro_wire_packets
+                .fetch_add(u64::from(run.segs()), Ordering::Relaxed);
+            self.stats.hw_gro_wire_bytes.fetch_add(
+                u64::from(len) + (u64::from(run.segs()) - 1) * seg.hdr_len() as u64,
+                Ordering::Relaxed,
+            );
+        }
         // SAFETY: a complete skb for our device.
         unsafe {
             let proto = bindings::eth_type_trans(skb, s.dev().as_raw());
             let headers = (*skb).__bindgen_anon_4.headers.as_mut();
             headers.protocol = proto;
-            if info.l4 {
+            if run.is_some() {
+                headers.set_ip_summed(bindings::CHECKSUM_PARTIAL as u8);
+            } else if info.l4 {
                 headers.set_ip_summed(bindings::CHECKSUM_UNNECESSARY as u8);
             }
             bindings::skb_record_rx_queue(skb, self.index as u16);
@@ -433,21 +604,7 @@ impl RxQueue {
                 },
             );
         }
-        self.stats.packets.fetch_add(1, Ordering::Relaxed);
-        self.stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
-        if info.by_rule {
-            self.stats.by_rule.fetch_add(1, Ordering::Relaxed);
-        }
-        if split {
-            self.stats.split.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .split_bytes
-                .fetch_add((len - hdr_len) as u64, Ordering::Relaxed);
-        }
-        if unreadable {
-            self.stats.unreadable.fetch_add(1, Ordering::Relaxed);
-        }
-        Some(skb)
+        skb
     }
 
     /// [`dma_write`], timed into the queue's `dma_ns` counter.
@@ -509,20 +666,51 @@ extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
     let Some(s) = port::state(dev) else {
         return 0;
     };
+    let coalescing = s.dev().features() & NETIF_F_GRO_HW != 0;
     let mut done = 0;
-    while done < budget {
-        // SAFETY: `ring` is initialized and owns the skbs queued on it.
-        let Some(mut wire) = (unsafe { Skb::from_raw(bindings::skb_dequeue(q.ring.get())) }) else {
-            break;
+    // A frame dequeued while coalescing that did not continue the run: the next to receive.
+    let mut next: Option<Skb> = None;
+    while done < budget || next.is_some() {
+        let wire = match next.take() {
+            Some(w) => w,
+            None => {
+                // SAFETY: `ring` is initialized and owns the skbs queued on it.
+                match unsafe { Skb::from_raw(bindings::skb_dequeue(q.ring.get())) } {
+                    Some(w) => {
+                        done += 1;
+                        w
+                    }
+                    None => break,
+                }
+            }
         };
-        let skb = q.receive(s, &mut wire);
+        let mut wire = wire;
+        let info = WireInfo::load(wire.cb());
+        let Some(mut rx) = q.receive(s, &wire, &info) else {
+            wire.consume_in_napi(budget);
+            continue;
+        };
+        let run = if coalescing {
+            match q.coalesce(s, &mut rx, &wire, &info, &mut done, budget) {
+                Ok((run, rest)) => {
+                    next = rest;
+                    run
+                }
+                Err(_) => {
+                    // A merged frame could not be written: drop the whole run.
+                    drop(rx);
+                    wire.consume_in_napi(budget);
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
         // The frame's "transmission" completed.
         wire.consume_in_napi(budget);
-        if let Some(skb) = skb {
-            // SAFETY: a complete skb, handed to GRO on our NAPI instance.
-            unsafe { bindings::napi_gro_receive(napi, skb) };
-        }
-        done += 1;
+        let skb = q.complete(s, rx, &info, run.as_ref());
+        // SAFETY: a complete skb, handed to GRO on our NAPI instance.
+        unsafe { bindings::napi_gro_receive(napi, skb) };
     }
     q.wake_senders(s);
     if done < budget {

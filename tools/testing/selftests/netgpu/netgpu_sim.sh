@@ -23,7 +23,7 @@ busy() { # busy PORT: a long TCP stream ngsa -> ngsb in the background, for 2 s
 unbusy() { kill $rxpid $txpid 2>/dev/null; wait $rxpid $txpid 2>/dev/null; }
 
 echo "TAP version 13"
-echo "1..26"
+echo "1..30"
 
 # --- 1. creation the Linux way ---
 if out=$(insmod "$KO" 2>&1 &&
@@ -92,7 +92,34 @@ check tcp4_mtu9000_verified xfer tcp 192.0.2.2 5207 8000000
 $A ip link set ngs0 mtu 1500
 $B ip link set ngs1 mtu 1500
 
-# --- 5. channels and ntuple steering ---
+# --- 5. receive coalescing (rx-gro-hw): in-order segments of a flow in one skb ---
+# coalesced S PORT DST: stream 4 MB to DST PORT, verified; then check that
+# the hw_gro counters grew (S = yes) or stayed (S = no), and that a
+# coalesced packet holds at least two wire frames on average.
+coalesced() {
+	local want=$1 port=$2 dst=$3 p0 w0 p1 w1 out
+	p0=$(rx_total ngsb ngs1 hw_gro_packets) w0=$(rx_total ngsb ngs1 hw_gro_wire_packets)
+	out=$(xfer tcp "$dst" "$port" 4000000) || { echo "stream: $out"; return 1; }
+	p1=$(rx_total ngsb ngs1 hw_gro_packets) w1=$(rx_total ngsb ngs1 hw_gro_wire_packets)
+	echo "hw_gro_packets $p0 -> $p1, hw_gro_wire_packets $w0 -> $w1"
+	if [ "$want" = yes ]; then
+		[ $((p1 - p0)) -gt 0 ] && [ $((w1 - w0)) -ge $((2 * (p1 - p0))) ]
+	else
+		[ "$p1" = "$p0" ] && [ "$w1" = "$w0" ]
+	fi
+}
+if $B ethtool -k ngs1 | grep -q "^rx-gro-hw: on$"; then
+	ok rx_gro_hw_on_by_default
+else
+	nok rx_gro_hw_on_by_default "$($B ethtool -k ngs1 | grep gro)"
+fi
+check tcp4_coalesced_and_verified coalesced yes 5230 192.0.2.2
+check tcp6_coalesced_and_verified coalesced yes 5231 2001:db8::2
+$B ethtool -K ngs1 rx-gro-hw off
+check rx_gro_hw_off_coalesces_nothing coalesced no 5232 192.0.2.2
+$B ethtool -K ngs1 rx-gro-hw on
+
+# --- 6. channels and ntuple steering ---
 if $B ethtool -L ngs1 combined 2 && $B ethtool -l ngs1 | tail -1 | grep -q "Combined:.*2"; then
 	ok ethtool_L_combined_2
 else
@@ -170,7 +197,7 @@ else
 	nok drop_counters_add_up_and_dma_is_timed "dma_ns $d0 -> $d1; drops $drops; qstats $qs"
 fi
 
-# --- 6. queue restarts under traffic (the queue API memory providers use) ---
+# --- 7. queue restarts under traffic (the queue API memory providers use) ---
 # shellcheck disable=SC2046
 napi_before=$($B $YNL $(ynl_spec netdev) --dump queue-get \
 	--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}" 2>&1)
@@ -180,7 +207,7 @@ else
 	nok queue_get_reports_4_rx_queues_with_napi "$napi_before"
 fi
 
-# --- 7. teardown under traffic ---
+# --- 8. teardown under traffic ---
 busy 5211
 if $A ip link del ngs0 && ! $B ip link show ngs1 >/dev/null 2>&1; then
 	ok link_del_under_traffic_removes_both_ends
