@@ -2027,7 +2027,7 @@ fn sim_p2p_revoked_mid_stream() -> Outcome {
     drop((sock, ctx, cq, rq));
     drop(bar);
     drop(func);
-    let gone = try_or_fail!(wait_for(10, || Ok(!dmabuf_listed(ino)?)), "bufinfo");
+    let gone = try_or_fail!(wait_kicking(10, || Ok(!dmabuf_listed(ino)?)), "bufinfo");
     check!(
         gone,
         "BAR DMA-buf {ino} still listed 10 s after everything closed"
@@ -2178,6 +2178,69 @@ fn sim_ifindex_outside() -> io::Result<u32> {
 
 static SIM_IFINDEX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 
+/// Runs the NET_RX softirq on every CPU, as `kick_cpus` of sim_lib.sh does.
+/// That frees the skbs other CPUs deferred to it: skbs a receive took from
+/// a socket on another CPU than the one that built them wait in that CPU's
+/// list (`skb_attempt_defer_free()`) for its next softirq, holding their
+/// page pool buffers, and with them a binding and its DMA-buf; on an idle
+/// VM whose queue gets no more traffic, for good. Each CPU's thread loops a
+/// few datagrams over `lo` of a network namespace of its own.
+fn kick_cpus() {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads: Vec<_> = (0..n)
+        .map(|cpu| std::thread::spawn(move || kick_cpu(cpu)))
+        .collect();
+    for t in threads {
+        // A CPU left unkicked only makes the caller wait longer.
+        let _ = t.join();
+    }
+}
+
+fn kick_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: a zeroed CPU set with one bit set, for this thread only; and
+    // a new network namespace for this thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
+            || libc::unshare(libc::CLONE_NEWNET) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    // SAFETY: an ifreq naming "lo", read and written by the two ioctls.
+    unsafe {
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (d, c) in ifr.ifr_name.iter_mut().zip(b"lo") {
+            *d = *c as libc::c_char;
+        }
+        if libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    for _ in 0..3 {
+        s.send_to(b"x", "127.0.0.1:9")?;
+    }
+    Ok(())
+}
+
+/// [`wait_for`], kicking every CPU each second (see [`kick_cpus`]): for
+/// what waits on page pools to give buffers back.
+fn wait_kicking(secs: u64, mut cond: impl FnMut() -> io::Result<bool>) -> io::Result<bool> {
+    for _ in 0..secs {
+        kick_cpus();
+        if wait_for(1, &mut cond)? {
+            return Ok(true);
+        }
+    }
+    cond()
+}
+
 /// Polls `cond` every 100 ms for up to `secs` seconds; whether it held.
 fn wait_for(secs: u64, mut cond: impl FnMut() -> io::Result<bool>) -> io::Result<bool> {
     for _ in 0..secs * 10 {
@@ -2246,7 +2309,7 @@ fn sim_netns_deleted_while_bound() -> Outcome {
         "UNBIND_QUEUE after the device went"
     );
     drop(ctx);
-    let freed = wait_for(30, || dmabuf_listed(ino).map(|l| !l));
+    let freed = wait_kicking(30, || dmabuf_listed(ino).map(|l| !l));
     check!(
         try_or_fail!(freed, "bufinfo"),
         "DMA-buf {ino} still listed 30 s after the context closed"
