@@ -20,10 +20,12 @@
 # (threaded NAPI) that run the receiving side's driver and stack, are pinned
 # to CPU 1; the sender and ngs0's NAPI threads to CPU 0. Receiver CPU,
 # per GB, is measured while the stream is received (see run) two ways: the
-# time CPU 1 was not idle, and the CPU time of the receiving process plus
-# ngs1's NAPI threads. Under TCG the two disagree at times, by up to a
-# third (the threads' time being the larger; the cause is not found): the
-# larger is used, and both are shown. The NAPI share includes the sim's
+# time CPU 1 was not idle, and the run time of the receiving process plus
+# ngs1's NAPI threads (their sum_exec_runtime from /proc/PID/schedstat,
+# exact where the user+system times of /proc/PID/stat are samples taken at
+# ticks). Under TCG the two disagree at times, by up to a third, the
+# threads' run time being the larger, with exact run times as with tick
+# samples (the cause is not found): the larger is used, and both are shown. The NAPI share includes the sim's
 # "DMA engine", which copies every byte in all three modes (hardware does
 # that for free): the sim counts its time (ethtool -S rxN_dma_ns), and each
 # row also shows the receiver CPU without it, what a hardware NIC would
@@ -62,15 +64,14 @@ pin_napi() {
 	for p in $(pgrep '^napi/ngs1-'); do taskset -pc "$RX_CPU" "$p" >/dev/null; done
 	for p in $(pgrep '^napi/ngs0-'); do taskset -pc "$TX_CPU" "$p" >/dev/null; done
 }
-# proc_ticks PID: user+system ticks of process PID so far, or nothing if
-# it is gone
-proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null; }
-# napi_ticks: user+system ticks of ngs1's NAPI threads so far
-napi_ticks() {
+# proc_ns PID: nanoseconds process PID ran so far, or nothing if it is gone
+proc_ns() { awk '{ print $1 }' "/proc/$1/schedstat" 2>/dev/null; }
+# napi_ns: nanoseconds ngs1's NAPI threads ran so far
+napi_ns() {
 	local p
 	for p in $(pgrep '^napi/ngs1-'); do
-		proc_ticks "$p"
-	done | awk '{ t += $1 } END { print t + 0 }'
+		proc_ns "$p"
+	done | awk '{ t += $1 } END { printf "%.0f\n", t }'
 }
 
 # dma_ns: nanoseconds ngs1's emulated DMA engine spent so far
@@ -122,7 +123,7 @@ run() {
 	rx=$(pgrep -P "$tpid")
 	# Binding a queue restarts it, with a new NAPI thread: pin them now.
 	pin_napi
-	b0=$(cpu_busy "$RX_CPU") n0=$(napi_ticks) d0=$(dma_ns) p0=$(proc_ticks "$rx")
+	b0=$(cpu_busy "$RX_CPU") n0=$(napi_ns) d0=$(dma_ns) p0=$(proc_ns "$rx")
 	/usr/bin/time -f "%e" -o "$t/tx" taskset -c "$TX_CPU" $A netgpu_traffic send tcp \
 		2001:db8::2 "$port" "$BYTES" --from "[2001:db8::1]:$port" >/dev/null 2>&1
 	for _ in $(seq 2400); do
@@ -130,12 +131,12 @@ run() {
 		sleep 0.05
 	done
 	ended "$t/$label.out" "$tpid" || kill "$rx" 2>/dev/null
-	b1=$(cpu_busy "$RX_CPU") n1=$(napi_ticks) d1=$(dma_ns) p1=$(proc_ticks "$rx")
+	b1=$(cpu_busy "$RX_CPU") n1=$(napi_ns) d1=$(dma_ns) p1=$(proc_ns "$rx")
 	exec 7>&-
 	wait "$tpid"
 	rc=$?
 	# A receiver that exits at the end: its lifetime's ticks
-	[ -n "$p1" ] || p1=$(tail -n 1 "$t/rx" | awk -v hz="$hz" '{ printf "%.0f\n", ($1 + $2) * hz }')
+	[ -n "$p1" ] || p1=$(tail -n 1 "$t/rx" | awk '{ printf "%.0f\n", ($1 + $2) * 1e9 }')
 	read -r el <"$t/tx"
 	if [ "$rc" -ne 0 ]; then
 		echo "$label: receiver failed (exit $rc): $(tail -3 "$t/$label.out")"
@@ -145,9 +146,10 @@ run() {
 		-v rb="$((b1 - b0))" -v napi="$((n1 - n0))" -v hz="$hz" \
 		-v dma="$((d1 - d0))" 'BEGIN {
 		mbs = b / el / 1e6; gb = b / 1e9; d = dma / 1e9 / gb
-		cpu = (rb > rp + napi ? rb : rp + napi) / hz / gb
+		busy = rb / hz; threads = (rp + napi) / 1e9
+		cpu = (busy > threads ? busy : threads) / gb
 		printf "%-12s %7.3f Gbit/s  rx CPU %6.2f s/GB (process %.2f + NAPI %.2f, of it emulated DMA %.2f; CPU %d busy %.2f), without the DMA %.2f s/GB\n",
-			l, mbs * 8 / 1000, cpu, rp / hz / gb, napi / hz / gb, d, '"$RX_CPU"', rb / hz / gb, cpu - d
+			l, mbs * 8 / 1000, cpu, rp / 1e9 / gb, napi / 1e9 / gb, d, '"$RX_CPU"', busy / gb, cpu - d
 		printf "%s %f %f %f\n", l, mbs, cpu, cpu - d >> "'"$t/rows"'"
 	}'
 }
