@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Thin wrappers over the C networking objects netgpu-sim's logic touches: the
-//! `net_device`, its TX queues, and skbs the driver owns. The driver's control logic reads
-//! and changes devices through these instead of raw pointers.
+//! `net_device`, its TX queues, skbs the driver owns, NAPI instances and page pools. The
+//! driver's control logic reads and changes devices through these instead of raw pointers.
 
 use core::ffi::c_int;
 use core::ptr::NonNull;
@@ -222,5 +222,187 @@ impl Drop for Skb {
     fn drop(&mut self) {
         // SAFETY: we own the skb; this is the last use.
         unsafe { bindings::dev_kfree_skb_any(self.0.as_ptr()) }
+    }
+}
+
+/// A `struct napi_struct`, embedded in one of the driver's RX queues.
+///
+/// # Invariants
+///
+/// The struct is zeroed, or was set up by `netif_napi_add_config_locked` (and may have been
+/// deleted since, which leaves it ready for another add). It lives in pinned memory: its
+/// address does not change while the device may use it.
+#[repr(transparent)]
+pub(crate) struct Napi(Opaque<bindings::napi_struct>);
+
+impl Napi {
+    /// Wraps a NAPI struct embedded in the driver's memory.
+    ///
+    /// # Safety
+    ///
+    /// `napi` is zeroed, or set up and deleted only through [`Napi`]'s methods, and it is
+    /// pinned.
+    pub(crate) unsafe fn from_opaque(napi: &Opaque<bindings::napi_struct>) -> &Napi {
+        // SAFETY: `Napi` is a transparent wrapper; the invariants are the caller's promise.
+        unsafe { &*core::ptr::from_ref(napi).cast() }
+    }
+
+    pub(crate) fn as_raw(&self) -> *mut bindings::napi_struct {
+        self.0.get()
+    }
+
+    /// Adds the instance to `dev` with `poll`, using NAPI config `index`.
+    ///
+    /// # Safety
+    ///
+    /// The instance is not added (zeroed, or deleted since it was). `poll` may be called
+    /// with the instance's pointer as long as it is added. `index` is below `dev`'s number
+    /// of RX queues. The caller holds the instance lock of `dev` (lockdep checks it).
+    pub(crate) unsafe fn add_locked(
+        &self,
+        dev: &NetDev,
+        poll: unsafe extern "C" fn(*mut bindings::napi_struct, c_int) -> c_int,
+        index: u32,
+    ) {
+        // SAFETY: the device is allocated and the struct valid (type invariants); the rest
+        // is the caller's promise.
+        unsafe {
+            bindings::netif_napi_add_config_locked(
+                dev.as_raw(),
+                self.0.get(),
+                Some(poll),
+                index as c_int,
+            )
+        };
+    }
+
+    /// Enables the instance.
+    ///
+    /// # Safety
+    ///
+    /// The instance is added and disabled; the caller holds its device's instance lock.
+    pub(crate) unsafe fn enable_locked(&self) {
+        // SAFETY: the caller's promise.
+        unsafe { bindings::napi_enable_locked(self.0.get()) };
+    }
+
+    /// Disables the instance, waiting for a running poll to finish.
+    ///
+    /// # Safety
+    ///
+    /// The instance is added and enabled; the caller holds its device's instance lock.
+    pub(crate) unsafe fn disable_locked(&self) {
+        // SAFETY: the caller's promise.
+        unsafe { bindings::napi_disable_locked(self.0.get()) };
+    }
+
+    /// Deletes the instance from its device. The device may still reach it until an RCU
+    /// grace period passed ([`synchronize_net`]).
+    ///
+    /// # Safety
+    ///
+    /// The instance is added and disabled; the caller holds its device's instance lock.
+    pub(crate) unsafe fn del_locked(&self) {
+        // SAFETY: the caller's promise.
+        unsafe { bindings::__netif_napi_del_locked(self.0.get()) };
+    }
+
+    /// Schedules a poll, if the instance is enabled.
+    ///
+    /// # Safety
+    ///
+    /// The instance is added: scheduling an added NAPI that is not enabled is a no-op, but
+    /// a zeroed one would be queued without a poll function.
+    pub(crate) unsafe fn schedule(&self) {
+        // SAFETY: the caller's promise.
+        unsafe { bindings::napi_schedule(self.0.get()) };
+    }
+}
+
+impl NetDev {
+    /// Associates RX queue `index` with `napi`, or with none.
+    ///
+    /// # Safety
+    ///
+    /// `index` is below the device's number of RX queues. `napi`, if any, is added to this
+    /// device and stays so until the association is cleared. The caller holds the instance
+    /// lock (lockdep checks it).
+    pub(crate) unsafe fn set_rx_queue_napi(&self, index: u32, napi: Option<&Napi>) {
+        // SAFETY: the device is allocated (type invariant); the rest is the caller's
+        // promise.
+        unsafe {
+            bindings::netif_queue_set_napi(
+                self.as_raw(),
+                index,
+                bindings::netdev_queue_type_NETDEV_QUEUE_TYPE_RX,
+                napi.map_or(core::ptr::null_mut(), Napi::as_raw),
+            )
+        };
+    }
+}
+
+/// Waits for an RCU grace period of the networking core.
+pub(crate) fn synchronize_net() {
+    // SAFETY: only waits; the callers run in process context.
+    unsafe { bindings::synchronize_net() };
+}
+
+/// A page pool the driver owns. Dropping it destroys it (`page_pool_destroy`): the pool
+/// goes away once its last buffer came back.
+///
+/// # Invariants
+///
+/// The pointer is a page pool from `page_pool_create`, owned by this value and not
+/// installed where the datapath allocates from it.
+pub(crate) struct PagePool(NonNull<bindings::page_pool>);
+
+impl PagePool {
+    /// Creates a pool.
+    ///
+    /// # Safety
+    ///
+    /// The device, `net_device` and NAPI instance of `params` stay valid until the pool is
+    /// destroyed. The caller holds the instance lock of the `net_device`, as
+    /// `page_pool_init` requires for queues that may have a memory provider.
+    pub(crate) unsafe fn create(params: &bindings::page_pool_params) -> Result<PagePool> {
+        // SAFETY: `params` is valid; the rest is the caller's promise.
+        let pool = unsafe { bindings::page_pool_create(params) };
+        let pool = kernel::error::from_err_ptr(pool)?;
+        // `page_pool_create` returns a pool or an error, never null.
+        NonNull::new(pool).map(PagePool).ok_or(ENOMEM)
+    }
+
+    /// Gives up ownership, to install the pool for the datapath.
+    pub(crate) fn into_raw(self) -> *mut bindings::page_pool {
+        let p = self.0.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+
+    /// Takes ownership of `ptr`, if not null.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is null or a pool from [`PagePool::into_raw`] whose ownership the caller
+    /// passes on: no one allocates from it any more.
+    pub(crate) unsafe fn from_raw(ptr: *mut bindings::page_pool) -> Option<PagePool> {
+        NonNull::new(ptr).map(PagePool)
+    }
+
+    /// Detaches the pool from its NAPI instance: no more direct recycling.
+    ///
+    /// # Safety
+    ///
+    /// The pool's NAPI instance, if any, is disabled (its polls cannot race with this).
+    pub(crate) unsafe fn disable_direct_recycling(&self) {
+        // SAFETY: a live pool (type invariant); the rest is the caller's promise.
+        unsafe { bindings::page_pool_disable_direct_recycling(self.0.as_ptr()) };
+    }
+}
+
+impl Drop for PagePool {
+    fn drop(&mut self) {
+        // SAFETY: we own the pool and it is installed nowhere (type invariant).
+        unsafe { bindings::page_pool_destroy(self.0.as_ptr()) };
     }
 }

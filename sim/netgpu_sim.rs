@@ -29,6 +29,7 @@ mod flow;
 mod netdev;
 mod pci;
 mod port;
+mod queue_ops;
 mod rxq;
 
 module! {

@@ -27,7 +27,8 @@ use crate::ethtool_ops;
 use crate::flow::{self, Steering, PARSE_LEN};
 use crate::netdev::{NetDev, Skb};
 use crate::pci::P2pWindows;
-use crate::rxq::{self, RxQueue, WireInfo};
+use crate::queue_ops;
+use crate::rxq::{RxQueue, WireInfo};
 
 /// `rtnl_link_ops` kind.
 pub(crate) const KIND: &CStr = c"netgpu-sim";
@@ -524,7 +525,7 @@ extern "C" fn setup(dev: *mut bindings::net_device) {
         d.netdev_ops = &NETDEV_OPS.0;
         d.ethtool_ops = ethtool_ops::ops();
         d.stat_ops = ethtool_ops::stat_ops();
-        d.queue_mgmt_ops = rxq::queue_mgmt_ops();
+        d.queue_mgmt_ops = queue_ops::queue_mgmt_ops();
         // Receive coalescing (`NETIF_F_GRO_HW`, see `crate::coalesce`) is on by default, as
         // on NICs that have it.
         let features = NETIF_F_SG

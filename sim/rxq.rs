@@ -2,8 +2,11 @@
 
 //! RX queues of netgpu-sim: the descriptor ring the peer's transmit posts frames to, the
 //! NAPI poll that turns them into skbs like a header/data-split NIC, the page pools, and the
-//! queue management API (`netdev_queue_mgmt_ops`) that memory providers use to restart a
-//! queue with their own buffers.
+//! queue control: open, close, and the memory, start and stop of the queue management API
+//! (`netdev_queue_mgmt_ops`) that memory providers use to restart a queue with their own
+//! buffers. The API's C callbacks are in [`crate::queue_ops`]; the control methods call C
+//! only through the wrappers of [`crate::netdev`] and the small helpers at the end of this
+//! file.
 //!
 //! With header/data split on, the L2-L4 headers of a TCP or UDP frame go to a page from the
 //! queue's header pool (the skb's linear part) and the payload to netmems from its data pool,
@@ -22,8 +25,8 @@ use kernel::sync::rcu;
 use kernel::types::Opaque;
 
 use crate::coalesce::{Run, Segment};
-use crate::netdev::{Skb, TxQueue};
-use crate::port::{self, Ops, Pair, PortState, TxStats};
+use crate::netdev::{self, Napi, NetDev, PagePool, Skb, TxQueue};
+use crate::port::{self, Pair, PortState, TxStats};
 
 const PAGE_SIZE: usize = 1 << bindings::PAGE_SHIFT;
 /// Headroom in header buffers (NET_SKB_PAD on x86-64).
@@ -121,9 +124,13 @@ impl Drop for Rx {
 ///
 /// # Invariants
 ///
-/// `ring` is an initialized `sk_buff_head`. `napi` is registered with the device while the
-/// queue is open (`napi_added`). `hdr_pool`/`data_pool` are null or page pools owned by
-/// this queue, used by NAPI only while it is enabled.
+/// `ring` is an initialized `sk_buff_head`. `napi` is zeroed until the queue is first
+/// opened, and changes only through [`Napi`]'s methods; it is registered with the device
+/// while the queue is open (`napi_added`), and enabled from `start` to `stop`, which the
+/// control path calls only on open queues, alternately, under the instance lock.
+/// `hdr_pool`/`data_pool` are null or page pools owned by this queue (from
+/// [`PagePool::into_raw`]), used by NAPI only while it is enabled. `index` is below the
+/// device's number of RX queues.
 #[repr(C)]
 #[pin_data]
 pub(crate) struct RxQueue {
@@ -149,10 +156,12 @@ unsafe impl Send for RxQueue {}
 unsafe impl Sync for RxQueue {}
 
 /// Memory of a queue between `ndo_queue_mem_alloc` and start/free: its page pools.
+///
+/// The core allocates it zeroed (`ndo_queue_mem_size`): all zeros are two `None`s.
 #[repr(C)]
-struct QueueMem {
-    hdr_pool: *mut bindings::page_pool,
-    data_pool: *mut bindings::page_pool,
+pub(crate) struct QueueMem {
+    hdr_pool: Option<PagePool>,
+    data_pool: Option<PagePool>,
 }
 
 impl RxQueue {
@@ -217,11 +226,11 @@ impl RxQueue {
     }
 
     /// Creates the page pools of this queue into `mem`. Instance lock held.
-    fn alloc_mem(&self, s: &PortState, mem: &mut QueueMem) -> Result {
+    pub(crate) fn alloc_mem(&self, s: &PortState, mem: &mut QueueMem) -> Result {
         let ring = s.rings.rx.load(Ordering::Relaxed);
-        mem.hdr_pool = self.create_pool(s, ring, false)?;
+        mem.hdr_pool = Some(self.create_pool(s, ring, false)?);
         match self.create_pool(s, ring, true) {
-            Ok(p) => mem.data_pool = p,
+            Ok(p) => mem.data_pool = Some(p),
             Err(e) => {
                 free_mem(mem);
                 return Err(e);
@@ -230,118 +239,64 @@ impl RxQueue {
         Ok(())
     }
 
-    fn create_pool(
-        &self,
-        s: &PortState,
-        ring: u32,
-        data: bool,
-    ) -> Result<*mut bindings::page_pool> {
-        // SAFETY: all-zero is a valid `page_pool_params`.
-        let mut pp: bindings::page_pool_params = unsafe { core::mem::zeroed() };
+    fn create_pool(&self, s: &PortState, ring: u32, data: bool) -> Result<PagePool> {
+        let mut pp = bindings::page_pool_params::default();
         pp.__bindgen_anon_1.fast.order = 0;
         pp.__bindgen_anon_1.fast.pool_size = ring;
         pp.__bindgen_anon_1.fast.nid = bindings::NUMA_NO_NODE;
         pp.__bindgen_anon_1.fast.dev = s.pair.device();
-        pp.__bindgen_anon_1.fast.napi = self.napi.get();
+        pp.__bindgen_anon_1.fast.napi = self.napi().as_raw();
         pp.__bindgen_anon_1.fast.dma_dir = bindings::dma_data_direction::DMA_FROM_DEVICE;
         pp.__bindgen_anon_1.fast.max_len = PAGE_SIZE as u32;
         pp.__bindgen_anon_1.fast.offset = 0;
         pp.__bindgen_anon_2.slow.netdev = s.dev().as_raw();
         pp.__bindgen_anon_2.slow.queue_idx = self.index;
-        pp.__bindgen_anon_2.slow.flags = bindings::PP_FLAG_DMA_MAP | bindings::PP_FLAG_DMA_SYNC_DEV;
+        let mut flags = bindings::PP_FLAG_DMA_MAP | bindings::PP_FLAG_DMA_SYNC_DEV;
         if data {
-            // SAFETY: plain integer field of the struct group.
-            unsafe { pp.__bindgen_anon_2.slow.flags |= bindings::PP_FLAG_ALLOW_UNREADABLE_NETMEM };
+            flags |= bindings::PP_FLAG_ALLOW_UNREADABLE_NETMEM;
         }
-        // SAFETY: valid params; the instance lock is held as page_pool_init requires for
-        // queues that may have a memory provider.
-        let pool = unsafe { bindings::page_pool_create(&pp) };
-        kernel::error::from_err_ptr(pool)
+        pp.__bindgen_anon_2.slow.flags = flags;
+        self.new_pool(&pp)
     }
 
     /// Opens the queue: pools, NAPI, association. Instance lock held.
     pub(crate) fn open(&self, s: &PortState) -> Result {
         let mut mem = QueueMem {
-            hdr_pool: ptr::null_mut(),
-            data_pool: ptr::null_mut(),
+            hdr_pool: None,
+            data_pool: None,
         };
         self.alloc_mem(s, &mut mem)?;
-        if !self.napi_added.swap(true, Ordering::AcqRel) {
-            // SAFETY: the NAPI struct is zeroed or was deleted; instance lock held.
-            unsafe {
-                bindings::netif_napi_add_config_locked(
-                    s.dev().as_raw(),
-                    self.napi.get(),
-                    Some(poll),
-                    self.index as c_int,
-                )
-            };
-        }
-        self.start(s, &mem);
+        self.add_napi(s.dev());
+        self.start(s, &mut mem);
         Ok(())
     }
 
     /// Closes the queue and frees its pools and pending frames. Instance lock held.
     pub(crate) fn close(&self, s: &PortState) {
         let mut mem = QueueMem {
-            hdr_pool: ptr::null_mut(),
-            data_pool: ptr::null_mut(),
+            hdr_pool: None,
+            data_pool: None,
         };
         self.stop(s, &mut mem);
-        if self.napi_added.swap(false, Ordering::AcqRel) {
-            // SAFETY: added in `open`, disabled by `stop`; instance lock held.
-            unsafe { bindings::__netif_napi_del_locked(self.napi.get()) };
-            // SAFETY: only waits.
-            unsafe { bindings::synchronize_net() };
-        }
+        self.del_napi();
         free_mem(&mut mem);
-        // SAFETY: `ring` is initialized; NAPI is gone, nothing else dequeues.
-        unsafe { bindings::skb_queue_purge(self.ring.get()) };
+        self.purge_ring();
     }
 
-    /// Installs the pools in `mem` and enables NAPI.
-    fn start(&self, s: &PortState, mem: &QueueMem) {
-        self.hdr_pool.store(mem.hdr_pool, Ordering::Release);
-        self.data_pool.store(mem.data_pool, Ordering::Release);
-        // SAFETY: the NAPI instance is added; instance lock held.
-        unsafe {
-            bindings::netif_queue_set_napi(
-                s.dev().as_raw(),
-                self.index,
-                bindings::netdev_queue_type_NETDEV_QUEUE_TYPE_RX,
-                self.napi.get(),
-            );
-            bindings::napi_enable_locked(self.napi.get());
-        }
+    /// Installs the pools in `mem`, which now belong to the queue, and enables NAPI.
+    pub(crate) fn start(&self, s: &PortState, mem: &mut QueueMem) {
+        self.install_pools(mem);
+        self.enable_napi(s.dev());
         // Frames may have been posted while the queue was stopped.
         if self.ring_len() > 0 {
-            // SAFETY: enabled above.
-            unsafe { bindings::napi_schedule(self.napi.get()) };
+            self.schedule_napi();
         }
     }
 
     /// Disables NAPI and moves the pools into `mem`.
-    fn stop(&self, s: &PortState, mem: &mut QueueMem) {
-        // SAFETY: the NAPI instance is added and enabled; instance lock held.
-        unsafe {
-            bindings::napi_disable_locked(self.napi.get());
-            bindings::netif_queue_set_napi(
-                s.dev().as_raw(),
-                self.index,
-                bindings::netdev_queue_type_NETDEV_QUEUE_TYPE_RX,
-                ptr::null_mut(),
-            );
-        }
-        mem.hdr_pool = self.hdr_pool.swap(ptr::null_mut(), Ordering::AcqRel);
-        mem.data_pool = self.data_pool.swap(ptr::null_mut(), Ordering::AcqRel);
-        // The NAPI instance lives on into the next start: detach the old pools from it
-        // while it is disabled, so freeing them later does not race with its polls.
-        for p in [mem.hdr_pool, mem.data_pool] {
-            if !p.is_null() {
-                // SAFETY: a live pool of this queue; NAPI is disabled.
-                unsafe { bindings::page_pool_disable_direct_recycling(p) };
-            }
-        }
+    pub(crate) fn stop(&self, s: &PortState, mem: &mut QueueMem) {
+        self.disable_napi(s.dev());
+        self.take_pools(mem);
     }
 
     /// Wakes the peer TX queues this ring stopped.
@@ -664,14 +619,10 @@ fn dma_write(pair: &Pair, dma: u64, wire: &Skb, off: usize, len: usize) -> Resul
     r
 }
 
-fn free_mem(mem: &mut QueueMem) {
-    for p in [&mut mem.hdr_pool, &mut mem.data_pool] {
-        if !p.is_null() {
-            // SAFETY: a pool created by `create_pool` and not installed anywhere.
-            unsafe { bindings::page_pool_destroy(*p) };
-            *p = ptr::null_mut();
-        }
-    }
+/// Destroys the pools in `mem`, header pool first.
+pub(crate) fn free_mem(mem: &mut QueueMem) {
+    mem.hdr_pool = None;
+    mem.data_pool = None;
 }
 
 extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
@@ -736,75 +687,105 @@ extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
     done
 }
 
-// ---- queue management API ----
+// ---- the C edge of the control path ----
+//
+// The NAPI instance, the pool slots and the ring, reached by the control methods above
+// through these. Each relies on the lifecycle in the `RxQueue` invariants.
 
-fn qmem<'a>(mem: *mut core::ffi::c_void) -> &'a mut QueueMem {
-    // SAFETY: the core allocates `ndo_queue_mem_size` zeroed bytes per call and passes them
-    // to one callback at a time, under the instance lock.
-    unsafe { &mut *mem.cast::<QueueMem>() }
-}
+impl RxQueue {
+    /// The queue's NAPI instance.
+    fn napi(&self) -> &Napi {
+        // SAFETY: `napi` is zeroed at creation, changes only through `Napi`, and lives in the
+        // queue's pinned box (type invariant).
+        unsafe { Napi::from_opaque(&self.napi) }
+    }
 
-/// The state and RX queue `idx` of `dev`, for the queue API callbacks.
-fn queue<'a>(dev: *mut bindings::net_device, idx: c_int) -> Result<(&'a PortState, &'a RxQueue)> {
-    let s = port::state(dev).ok_or(ENODEV)?;
-    let q = usize::try_from(idx)
-        .ok()
-        .and_then(|i| s.rxqs.get(i))
-        .ok_or(ERANGE)?;
-    Ok((s, q))
-}
+    /// Creates a page pool with `pp`, which `create_pool` filled for this queue's device,
+    /// NAPI instance and index. Instance lock held.
+    fn new_pool(&self, pp: &bindings::page_pool_params) -> Result<PagePool> {
+        // SAFETY: valid params; the device and the queue (and so its NAPI instance) outlive
+        // the queue's pools, which `close` or the queue API frees. The instance lock is held
+        // as page_pool_init requires for queues that may have a memory provider.
+        unsafe { PagePool::create(pp) }
+    }
 
-fn errno(r: Result) -> c_int {
-    r.map_or_else(|e| e.to_errno(), |()| 0)
-}
+    /// Adds the NAPI instance to `dev`, unless it is added already. Instance lock held.
+    fn add_napi(&self, dev: &NetDev) {
+        if !self.napi_added.swap(true, Ordering::AcqRel) {
+            // SAFETY: the NAPI struct is zeroed or was deleted (`napi_added` was false);
+            // `poll` is the poll of a NAPI instance embedded first in an `RxQueue`, as this
+            // one is; `index` is a queue of `dev`; instance lock held.
+            unsafe { self.napi().add_locked(dev, poll, self.index) };
+        }
+    }
 
-extern "C" fn queue_mem_alloc(
-    dev: *mut bindings::net_device,
-    _qcfg: *mut bindings::netdev_queue_config,
-    mem: *mut core::ffi::c_void,
-    idx: c_int,
-) -> c_int {
-    errno(queue(dev, idx).and_then(|(s, q)| q.alloc_mem(s, qmem(mem))))
-}
+    /// Deletes the NAPI instance, if added, and waits until the device no longer reaches
+    /// it. NAPI is disabled (`stop`); instance lock held.
+    fn del_napi(&self) {
+        if self.napi_added.swap(false, Ordering::AcqRel) {
+            // SAFETY: added in `open`, disabled by `stop`; instance lock held.
+            unsafe { self.napi().del_locked() };
+            netdev::synchronize_net();
+        }
+    }
 
-extern "C" fn queue_mem_free(_dev: *mut bindings::net_device, mem: *mut core::ffi::c_void) {
-    free_mem(qmem(mem));
-}
+    /// Associates the queue with its NAPI instance and enables it. Instance lock held.
+    fn enable_napi(&self, dev: &NetDev) {
+        let napi = self.napi();
+        // SAFETY: the NAPI instance is added (the queue is open) and disabled (stopped);
+        // `index` is a queue of `dev`; instance lock held.
+        unsafe {
+            dev.set_rx_queue_napi(self.index, Some(napi));
+            napi.enable_locked();
+        }
+    }
 
-extern "C" fn queue_start(
-    dev: *mut bindings::net_device,
-    _qcfg: *mut bindings::netdev_queue_config,
-    mem: *mut core::ffi::c_void,
-    idx: c_int,
-) -> c_int {
-    errno(queue(dev, idx).map(|(s, q)| {
-        let m = qmem(mem);
-        q.start(s, m);
-        // The pools now belong to the queue.
-        m.hdr_pool = ptr::null_mut();
-        m.data_pool = ptr::null_mut();
-    }))
-}
+    /// Disables the NAPI instance and dissociates the queue from it. Instance lock held.
+    fn disable_napi(&self, dev: &NetDev) {
+        // SAFETY: the NAPI instance is added and enabled (the queue is started); `index` is a
+        // queue of `dev`; instance lock held.
+        unsafe {
+            self.napi().disable_locked();
+            dev.set_rx_queue_napi(self.index, None);
+        }
+    }
 
-extern "C" fn queue_stop(
-    dev: *mut bindings::net_device,
-    mem: *mut core::ffi::c_void,
-    idx: c_int,
-) -> c_int {
-    errno(queue(dev, idx).map(|(s, q)| q.stop(s, qmem(mem))))
-}
+    /// Schedules a poll. NAPI is added (the queue is open).
+    fn schedule_napi(&self) {
+        // SAFETY: the NAPI instance is added, and enabled by `start` before it calls this.
+        unsafe { self.napi().schedule() };
+    }
 
-static QUEUE_MGMT_OPS: Ops<bindings::netdev_queue_mgmt_ops> =
-    Ops(bindings::netdev_queue_mgmt_ops {
-        ndo_queue_mem_size: core::mem::size_of::<QueueMem>(),
-        ndo_queue_mem_alloc: Some(queue_mem_alloc),
-        ndo_queue_mem_free: Some(queue_mem_free),
-        ndo_queue_start: Some(queue_start),
-        ndo_queue_stop: Some(queue_stop),
-        // SAFETY: all-zero is valid for the remaining optional callbacks.
-        ..unsafe { core::mem::zeroed() }
-    });
+    /// Installs the pools of `mem` for the datapath; they now belong to the queue.
+    fn install_pools(&self, mem: &mut QueueMem) {
+        let raw = |p: Option<PagePool>| p.map_or(ptr::null_mut(), PagePool::into_raw);
+        self.hdr_pool
+            .store(raw(mem.hdr_pool.take()), Ordering::Release);
+        self.data_pool
+            .store(raw(mem.data_pool.take()), Ordering::Release);
+    }
 
-pub(crate) fn queue_mgmt_ops() -> *const bindings::netdev_queue_mgmt_ops {
-    &QUEUE_MGMT_OPS.0
+    /// Moves the queue's pools into `mem`. NAPI is disabled.
+    fn take_pools(&self, mem: &mut QueueMem) {
+        // SAFETY: the slots hold null or pools owned by the queue (type invariant), which the
+        // swaps take out; NAPI, their only user, is disabled.
+        unsafe {
+            mem.hdr_pool =
+                PagePool::from_raw(self.hdr_pool.swap(ptr::null_mut(), Ordering::AcqRel));
+            mem.data_pool =
+                PagePool::from_raw(self.data_pool.swap(ptr::null_mut(), Ordering::AcqRel));
+        }
+        // The NAPI instance lives on into the next start: detach the old pools from it
+        // while it is disabled, so freeing them later does not race with its polls.
+        for p in [&mem.hdr_pool, &mem.data_pool].into_iter().flatten() {
+            // SAFETY: a live pool of this queue; NAPI is disabled.
+            unsafe { p.disable_direct_recycling() };
+        }
+    }
+
+    /// Frees the frames left in the ring. NAPI is gone (`close`).
+    fn purge_ring(&self) {
+        // SAFETY: `ring` is initialized; NAPI is gone, nothing else dequeues.
+        unsafe { bindings::skb_queue_purge(self.ring.get()) };
+    }
 }
