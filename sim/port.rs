@@ -25,7 +25,7 @@ use kernel::types::Opaque;
 use crate::ethtool;
 use crate::ethtool_ops;
 use crate::flow::{self, Steering, PARSE_LEN};
-use crate::netdev::{NetDev, Skb};
+use crate::netdev::{self, NetDev, Skb};
 use crate::pci::P2pWindows;
 use crate::queue_ops;
 use crate::rxq::{RxQueue, WireInfo};
@@ -273,10 +273,13 @@ impl PortState {
 
     /// Takes down RX queues `from..to`.
     pub(crate) fn close_queues(&self, from: u32, to: u32) {
+        // First stop the peer's transmit from posting to them: it reads `active` under RCU,
+        // and a frame posted while a queue closes would stay in its ring after the purge.
+        self.active.store(from, Ordering::Release);
+        netdev::synchronize_net();
         for i in (from..to).rev() {
             self.rxqs[i as usize].close(self);
         }
-        self.active.store(from, Ordering::Release);
     }
 
     /// The peer's state, if paired. Must be called in an RCU read-side critical section
