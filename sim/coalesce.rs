@@ -18,20 +18,14 @@ use kernel::prelude::*;
 
 use core::ops::Range;
 
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_8021Q: u16 = 0x8100;
-const IPPROTO_TCP: u8 = 6;
+use crate::flow::{be16, ETH_HLEN, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP};
+
 const TCP_PSH: u8 = 0x08;
 const TCP_ACK: u8 = 0x10;
 /// Largest IPv4 total length or IPv6 payload length.
 const MAX_IP_LEN: usize = 0xffff;
 /// Longest headers a run merges: Ethernet, VLAN, IPv4 with options, TCP with options.
 pub(crate) const MAX_HDR: usize = 14 + 4 + 60 + 60;
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([
@@ -105,7 +99,7 @@ impl Segment {
             return None;
         }
         let hdr = hdr.get(..hdr_len)?;
-        let mut l3 = 14;
+        let mut l3 = ETH_HLEN;
         let mut proto = be16(hdr, 12)?;
         if proto == ETH_P_8021Q {
             proto = be16(hdr, 16)?;
@@ -171,8 +165,7 @@ impl Segment {
     /// (compared apart from PSH) and the TCP checksum.
     fn fixed(&self) -> [Range<usize>; 6] {
         let (l3, l4, end) = (self.l3, self.l4, self.hdr_len);
-        let tcp = [l4 + 8..l4 + 13, l4 + 14..l4 + 16, l4 + 18..end];
-        let [t0, t1, t2] = tcp;
+        let [t0, t1, t2] = [l4 + 8..l4 + 13, l4 + 14..l4 + 16, l4 + 18..end];
         if self.v6 {
             [0..l3 + 4, l3 + 6..l4 + 4, t0, t1, t2, 0..0]
         } else {

@@ -154,6 +154,10 @@ impl Skb {
         NonNull::new(ptr).map(Skb)
     }
 
+    pub(crate) fn as_raw(&self) -> *mut bindings::sk_buff {
+        self.0.as_ptr()
+    }
+
     /// Gives up ownership.
     pub(crate) fn into_raw(self) -> *mut bindings::sk_buff {
         let p = self.0.as_ptr();

@@ -98,26 +98,19 @@ const DMA_TIMING_EVERY: u32 = 8;
 const MAX_FRAGS: usize = bindings::MAX_SKB_FRAGS as usize;
 const NETIF_F_GRO_HW: u64 = 1 << bindings::NETIF_F_GRO_HW_BIT;
 
-/// An skb the NAPI poll is building.
+/// An skb the NAPI poll is building. Dropping it frees the skb and its fragments.
 ///
 /// # Invariants
 ///
-/// `skb` is a valid skb owned by this value, built over the header pool page at `head`
-/// (headroom, then `head_len` bytes of the first frame), with `frags` fragments.
+/// `skb` is built over the header pool page at `head` (headroom, then `head_len` bytes of
+/// the first frame), with `frags` fragments.
 struct Rx {
-    skb: *mut bindings::sk_buff,
+    skb: Skb,
     head: *mut u8,
     head_len: usize,
     /// Payloads go to the data pool.
     split: bool,
     frags: usize,
-}
-
-impl Drop for Rx {
-    fn drop(&mut self) {
-        // SAFETY: we own the skb (type invariant); its fragments go back to their pools.
-        unsafe { bindings::dev_kfree_skb_any(self.skb) };
-    }
 }
 
 /// One RX queue.
@@ -355,18 +348,19 @@ impl RxQueue {
         // SAFETY: the page is a lowmem page of PAGE_SIZE bytes.
         let head = unsafe { bindings::page_address(page) };
         // SAFETY: as above.
-        let skb = unsafe { bindings::napi_build_skb(head, PAGE_SIZE as u32) };
-        if skb.is_null() {
+        let raw = unsafe { bindings::napi_build_skb(head, PAGE_SIZE as u32) };
+        // SAFETY: null, or a new skb that is ours.
+        let Some(skb) = (unsafe { Skb::from_raw(raw) }) else {
             // SAFETY: as above.
             unsafe { bindings::page_pool_put_full_netmem(hdr_pool, netmem, false) };
             self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
             return None;
-        }
+        };
         // SAFETY: fresh skb over the page: headroom, then the head bytes written above.
         unsafe {
-            bindings::skb_mark_for_recycle(skb);
-            bindings::skb_reserve(skb, HEADROOM as c_int);
-            bindings::skb_put(skb, head_len as u32);
+            bindings::skb_mark_for_recycle(raw);
+            bindings::skb_reserve(raw, HEADROOM as c_int);
+            bindings::skb_put(raw, head_len as u32);
         }
         let mut rx = Rx {
             skb,
@@ -426,7 +420,7 @@ impl RxQueue {
             // leaves room for it (at most `MAX_FRAGS`).
             unsafe {
                 bindings::skb_add_rx_frag_netmem(
-                    rx.skb,
+                    rx.skb.as_raw(),
                     rx.frags as c_int,
                     nm,
                     0,
@@ -505,8 +499,7 @@ impl RxQueue {
         info: &WireInfo,
         run: Option<&Run>,
     ) -> *mut bindings::sk_buff {
-        let rx = core::mem::ManuallyDrop::new(rx);
-        let skb = rx.skb;
+        let skb = rx.skb.as_raw();
         let run = run.filter(|r| r.segs() > 1);
         if let Some(run) = run {
             // SAFETY: the head holds the first frame's headers (`head_len` >= `hdr_len`),
@@ -565,7 +558,7 @@ impl RxQueue {
                 },
             );
         }
-        skb
+        rx.skb.into_raw()
     }
 
     /// [`dma_write`], timed into the queue's `dma_ns` counter: one write in
@@ -638,7 +631,7 @@ extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
     // A frame dequeued while coalescing that did not continue the run: the next to receive.
     let mut next: Option<Skb> = None;
     while done < budget || next.is_some() {
-        let wire = match next.take() {
+        let mut wire = match next.take() {
             Some(w) => w,
             None => {
                 // SAFETY: `ring` is initialized and owns the skbs queued on it.
@@ -651,7 +644,6 @@ extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
                 }
             }
         };
-        let mut wire = wire;
         let info = WireInfo::load(wire.cb());
         let Some(mut rx) = q.receive(s, &wire, &info) else {
             wire.consume_in_napi(budget);
