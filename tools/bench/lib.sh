@@ -14,6 +14,25 @@ cpu_busy() {
 	awk -v c="cpu$1" -v hz="$hz" 'FILENAME == "/proc/uptime" { up = $1 * hz }
 		FILENAME == "/proc/stat" && $1 == c { printf "%.0f\n", up - $5 - $6 }' /proc/uptime /proc/stat
 }
+# vcpu_ns N: the CPU time, in nanoseconds, the host has given vCPU N's
+# thread so far, or nothing when no host answers. Everything the guest ran
+# on CPU N is in it (tasks, interrupts, idle wake-ups) and nothing else;
+# the host's count does not depend on the guest's accounting. The host
+# (tools/vm/run.sh, bench mode) answers a request file in NETGPU_VCPU_CLOCK.
+vcpu_req=0
+vcpu_ns() {
+	local f
+	[ -n "${NETGPU_VCPU_CLOCK:-}" ] || return 0
+	vcpu_req=$((vcpu_req + 1))
+	f=$NETGPU_VCPU_CLOCK/vcpu-$$-$vcpu_req
+	touch "$f.req"
+	for _ in $(seq 400); do
+		[ -f "$f.ack" ] && break
+		sleep 0.01
+	done
+	awk -v c="CPU $1/" 'index($0, c) == 1 { print $NF }' "$f.ack" 2>/dev/null
+	rm -f "$f.ack"
+}
 t=$(mktemp -d)
 
 # timed LABEL PORT DST SRC RECEIVER...: start RECEIVER (output in

@@ -8,7 +8,9 @@
 #               write one line per test case to OUT/results:
 #               "PASS name", "FAIL name", "SKIP name: reason".
 #   bench OUT KDIR
-#               run tools/bench/sim.sh, report in OUT/bench.txt.
+#               run tools/bench/sim.sh and tools/bench/netgpu.sh, report in
+#               OUT/bench.txt; the host answers their vCPU clock requests
+#               in OUT (tools/vm/run.sh).
 #   demo OUT KDIR
 #               load netgpu, show the device and the info ioctl, unload.
 # KDIR is the kernel tree (its tools/net/ynl is used by the tests).
@@ -43,7 +45,7 @@ if [ "$mode" = bench ]; then
 	"$root/tools/bench/sim.sh" >>"$out/bench.txt" 2>"$out/bench.err"
 	insmod "$ko"
 	echo >>"$out/bench.txt"
-	"$root/tools/bench/netgpu.sh" >>"$out/bench.txt" 2>>"$out/bench.err"
+	NETGPU_VCPU_CLOCK=$out "$root/tools/bench/netgpu.sh" >>"$out/bench.txt" 2>>"$out/bench.err"
 	touch "$out/done"
 	exit 0
 fi

@@ -30,7 +30,9 @@ params="panic_on_warn=0 kmemleak=on"
 verbose=
 [ "$mode" = check ] && verbose=--verbose
 
-pci="-device pcie-root-port,id=ngrp,bus=pcie.0,chassis=10"
+# Named threads ("CPU 1/TCG"): the benchmarks read a vCPU's CPU time here.
+pci="-name debug-threads=on"
+pci+=" -device pcie-root-port,id=ngrp,bus=pcie.0,chassis=10"
 pci+=" -device x3130-upstream,id=ngup,bus=ngrp"
 pci+=" -device xio3130-downstream,id=ngdn0,bus=ngup,chassis=11,slot=0"
 pci+=" -device xio3130-downstream,id=ngdn1,bus=ngup,chassis=12,slot=1"
@@ -65,6 +67,34 @@ fi
 label=KVM
 [ -n "$accel" ] && label=TCG
 echo "vm: booting $(basename "$kdir") with $label" >&2
-rm -f "$out/done"
+rm -f "$out/done" "$out"/vcpu-*
+
+# vcpu_clock: answers the benchmarks' requests for the host CPU time of the
+# guest's vCPUs (see tools/bench/lib.sh): for OUT/vcpu-N.req it writes
+# OUT/vcpu-N.ack, a line "CPU k/ACCEL NS" a vCPU thread. The host's count is
+# exact and has no part in the guest's own accounting.
+vcpu_clock() {
+	local req q t
+	while sleep 0.02; do
+		for req in "$out"/vcpu-*.req; do
+			[ -e "$req" ] || continue
+			# this guest's QEMU: the one sharing OUT
+			q=$(pgrep -n -f "qemu-system.*$out")
+			for t in /proc/"$q"/task/*; do
+				case "$(cat "$t/comm" 2>/dev/null)" in
+				"CPU "*) echo "$(cat "$t/comm") $(awk '{ print $1 }' "$t/schedstat")" ;;
+				esac
+			done >"${req%.req}.tmp"
+			mv "${req%.req}.tmp" "${req%.req}.ack"
+			rm -f "$req"
+		done
+	done
+}
+clock=
+if [ "$mode" = bench ]; then
+	vcpu_clock &
+	clock=$!
+fi
 boot "$accel" 1800 "$root/tools/vm/guest.sh $mode $out $kdir" 2>&1 | tee "$out/console.log"
+if [ -n "$clock" ]; then kill "$clock"; fi
 [ -f "$out/done" ] || { echo "vm: the guest did not finish (see $out/console.log)" >&2; exit 1; }
