@@ -90,6 +90,8 @@ pub(crate) struct RxStats {
     /// Wire frames coalesced into them, and their bytes.
     pub(crate) hw_gro_wire_packets: AtomicU64,
     pub(crate) hw_gro_wire_bytes: AtomicU64,
+    /// "Interrupts": posted frames that scheduled NAPI (unmasked, and NAPI idle).
+    pub(crate) irqs: AtomicU64,
 }
 
 /// One DMA write in this many is timed for the `dma_ns` counter.
@@ -137,6 +139,10 @@ pub(crate) struct RxQueue {
     napi_added: AtomicBool,
     /// A peer TX queue was stopped because this ring filled up.
     throttled: AtomicBool,
+    /// The queue's "interrupt" is masked: posting a frame does not schedule NAPI. A
+    /// driver leaves it masked when `napi_complete_done()` says the core will poll again
+    /// (IRQ deferral, `napi_defer_hard_irqs` and `gro_flush_timeout`; busy polling).
+    irq_masked: AtomicBool,
     /// DMA writes so far, to pick the ones to time.
     dma_writes: AtomicU32,
     stats: RxStats,
@@ -169,6 +175,7 @@ impl RxQueue {
                 data_pool: AtomicPtr::new(ptr::null_mut()),
                 napi_added: AtomicBool::new(false),
                 throttled: AtomicBool::new(false),
+                irq_masked: AtomicBool::new(false),
                 dma_writes: AtomicU32::new(0),
                 stats: RxStats::default(),
             }),
@@ -213,9 +220,26 @@ impl RxQueue {
                 txq.wake();
             }
         }
+        // Pairs with the fence in `unmask_irq`: either it sees the frame, or we see the
+        // interrupt unmasked.
+        core::sync::atomic::fence(Ordering::SeqCst);
+        if self.irq_masked.load(Ordering::Relaxed) {
+            return;
+        }
         // SAFETY: the NAPI instance is initialized (zeroed, or added); scheduling a NAPI
         // that is not enabled is a no-op.
-        unsafe { bindings::napi_schedule(self.napi.get()) };
+        if unsafe { bindings::napi_schedule(self.napi.get()) } {
+            self.stats.irqs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Unmasks the queue's interrupt, raising it for frames posted while it was masked.
+    fn unmask_irq(&self) {
+        self.irq_masked.store(false, Ordering::Relaxed);
+        core::sync::atomic::fence(Ordering::SeqCst);
+        if self.ring_len() > 0 {
+            self.schedule_napi();
+        }
     }
 
     /// Creates the page pools of this queue into `mem`. Instance lock held.
@@ -280,10 +304,9 @@ impl RxQueue {
     pub(crate) fn start(&self, s: &PortState, mem: &mut QueueMem) {
         self.install_pools(mem);
         self.enable_napi(s.dev());
-        // Frames may have been posted while the queue was stopped.
-        if self.ring_len() > 0 {
-            self.schedule_napi();
-        }
+        // Frames may have been posted while the queue was stopped, and a deferral that
+        // was pending when it stopped ended with it.
+        self.unmask_irq();
     }
 
     /// Disables NAPI and moves the pools into `mem`.
@@ -674,7 +697,14 @@ extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
     q.wake_senders(s);
     if done < budget {
         // SAFETY: we are the NAPI poll of `napi`.
-        unsafe { bindings::napi_complete_done(napi, done) };
+        if unsafe { bindings::napi_complete_done(napi, done) } {
+            q.unmask_irq();
+        } else {
+            // The core polls again (its deferral timer, or a busy poller): keep the
+            // interrupt masked until a poll completes for good. Frames posted before this
+            // store scheduled NAPI once more, which is harmless.
+            q.irq_masked.store(true, Ordering::Relaxed);
+        }
     }
     done
 }
