@@ -12,6 +12,12 @@
 //! lock, under which mmap() runs), and mmap() does not take it. Socket
 //! wakeups notify [`Context::events`] under the socket's wait queue lock
 //! and take no lock of netgpu.
+//!
+//! Sockets are watched for poll() only once the context was polled: a
+//! watch is an entry on the socket's wait queue, and with one queued every
+//! wakeup of the socket (each skb TCP queues) takes that queue's lock and
+//! notifies the context, which a context that only blocks in
+//! `NETGPU_IOC_RECV` does not need.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -66,8 +72,9 @@ pub(crate) struct Attached {
     pub(crate) id: u32,
     /// The socket.
     pub(crate) sock: Arc<Socket>,
-    /// Notifies [`Context::events`] of the socket's readiness.
-    pub(crate) _watch: Pin<KBox<Watch>>,
+    /// Notifies [`Context::events`] of the socket's readiness, once the
+    /// context was polled ([`State::polled`]).
+    pub(crate) watch: Option<Pin<KBox<Watch>>>,
     /// Whether the end-of-stream completion was posted.
     pub(crate) eof_posted: bool,
 }
@@ -83,6 +90,8 @@ pub(crate) struct State {
     pub(crate) bindings: KVec<Arc<Binding>>,
     /// Attached sockets.
     pub(crate) sockets: KVec<Attached>,
+    /// poll() was called on the context: every attached socket has a watch.
+    pub(crate) polled: bool,
     /// Counters of the context.
     pub(crate) stats: Stats,
     /// Last id handed out, for any kind of object.
@@ -93,6 +102,18 @@ impl State {
     /// The region named `id`.
     pub(crate) fn region(&self, id: u32) -> Option<&Arc<Region>> {
         self.regions.iter().find(|r| r.id == id)
+    }
+
+    /// Watches every attached socket for [`Context::events`], from now on.
+    pub(crate) fn watch_sockets(&mut self, events: &Arc<PollCondVar>) -> Result {
+        for a in self.sockets.iter_mut().filter(|a| a.watch.is_none()) {
+            a.watch = Some(KBox::pin_init(
+                Watch::new(a.sock.clone(), events.clone()),
+                GFP_KERNEL,
+            )?);
+        }
+        self.polled = true;
+        Ok(())
     }
 
     /// The attached socket named `id`.
@@ -166,7 +187,11 @@ impl MiscDevice for Context {
     /// socket would not block, as poll() on that socket would say.
     fn poll(ctx: Pin<&Context>, file: &File, table: &PollTable<'_>) -> u32 {
         table.register_wait(file, &ctx.events);
-        let state = ctx.state.lock();
+        let mut state = ctx.state.lock();
+        if !state.polled && state.watch_sockets(&ctx.events).is_err() {
+            // Without the watches no wakeup would come: let the caller see it.
+            return kernel::bindings::POLLERR;
+        }
         if state.sockets.iter().any(|a| a.sock.readable()) {
             // EPOLLIN | EPOLLRDNORM
             kernel::bindings::POLLIN | kernel::bindings::POLLRDNORM

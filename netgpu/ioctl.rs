@@ -510,15 +510,19 @@ fn attach_socket(call: &Call<'_>) -> Result<isize> {
     }
     let id = state.next_id()?;
     let sock = Arc::new(sock, GFP_KERNEL)?;
-    let watch = KBox::pin_init(
-        Watch::new(sock.clone(), call.ctx.events.clone()),
-        GFP_KERNEL,
-    )?;
+    let watch = if state.polled {
+        Some(KBox::pin_init(
+            Watch::new(sock.clone(), call.ctx.events.clone()),
+            GFP_KERNEL,
+        )?)
+    } else {
+        None
+    };
     state.sockets.push(
         Attached {
             id,
             sock,
-            _watch: watch,
+            watch,
             eof_posted: false,
         },
         GFP_KERNEL,
