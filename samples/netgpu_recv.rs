@@ -6,7 +6,7 @@
 //! netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N]
 //!             [--mem udmabuf|vgem|vfio:PCI_FUNCTION|p2pmem:PCI_FUNCTION]
 //!             [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N]
-//!             [--no-verify] [--copy-baseline] [--hold]
+//!             [--no-verify] [--copy-baseline] [--hold] [--rcvlowat BYTES]
 //! ```
 //!
 //! 1. Makes the buffer: a udmabuf from a sealed memfd (default), a vgem
@@ -36,7 +36,9 @@
 //! `--copy-baseline` receives without netgpu, the way an application does
 //! today: `recv()` into host memory, then a CPU copy into the (mapped)
 //! buffer, and `--hold` waits for the end of standard input between the
-//! end of the streams and the teardown.
+//! end of the streams and the teardown. `--rcvlowat` sets `SO_RCVLOWAT` on
+//! the connections (either way of receiving): TCP then wakes the receiver
+//! once that many bytes are queued, not for every packet.
 //!
 //! The sender is `netgpu_send ADDR PORT BYTES`.
 
@@ -45,7 +47,7 @@ mod pattern;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -360,11 +362,12 @@ struct Opts {
     verify: bool,
     copy_baseline: bool,
     hold: bool,
+    rcvlowat: Option<i32>,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
     let [ifname, queue, addr, port, rest @ ..] = args else {
-        return Err("usage: netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem|vfio:PCI_FUNCTION|p2pmem:PCI_FUNCTION] [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N] [--no-verify] [--copy-baseline] [--hold]".into());
+        return Err("usage: netgpu_recv IFNAME QUEUE ADDR PORT [--bytes N] [--mem udmabuf|vgem|vfio:PCI_FUNCTION|p2pmem:PCI_FUNCTION] [--size BYTES] [--no-steer] [--expect zc|copy] [--conns N] [--no-verify] [--copy-baseline] [--hold] [--rcvlowat BYTES]".into());
     };
     let addr: SocketAddr = format!("[{addr}]:{port}")
         .parse()
@@ -383,6 +386,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         verify: true,
         copy_baseline: false,
         hold: false,
+        rcvlowat: None,
     };
     let mut it = rest.iter();
     while let Some(a) = it.next() {
@@ -407,12 +411,39 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--no-verify" => o.verify = false,
             "--copy-baseline" => o.copy_baseline = true,
             "--hold" => o.hold = true,
+            "--rcvlowat" => {
+                o.rcvlowat = Some(val()?.parse().map_err(|e| format!("--rcvlowat: {e}"))?)
+            }
             "--expect" => o.expect = Some(val()?.clone()),
             "--conns" => o.conns = val()?.parse().map_err(|e| format!("--conns: {e}"))?,
             _ => return Err(format!("unknown argument {a}")),
         }
     }
     Ok(o)
+}
+
+/// Sets `SO_RCVLOWAT` on `conn` to `bytes`, if given.
+fn set_rcvlowat(conn: &TcpStream, bytes: Option<i32>) -> Result<(), String> {
+    let Some(v) = bytes else {
+        return Ok(());
+    };
+    // SAFETY: a valid socket and a c_int option value of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&raw const v).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(format!(
+            "SO_RCVLOWAT {v}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 fn ifindex(ifname: &str) -> Result<u32, String> {
@@ -461,6 +492,7 @@ fn run_copy(o: &Opts) -> Result<String, String> {
     };
     let l = TcpListener::bind(o.addr).map_err(|e| format!("listen {}: {e}", o.addr))?;
     let (mut conn, peer) = l.accept().map_err(|e| format!("accept: {e}"))?;
+    set_rcvlowat(&conn, o.rcvlowat)?;
     let mut host = vec![0u8; 1 << 20];
     let size = o.size as u64;
     let t0 = Instant::now();
@@ -537,6 +569,7 @@ fn run(o: &Opts) -> Result<String, String> {
     let mut peer = None;
     for _ in 0..o.conns.max(1) {
         let (conn, p) = l.accept().map_err(|e| format!("accept: {e}"))?;
+        set_rcvlowat(&conn, o.rcvlowat)?;
         let sid = ctx
             .attach_socket(conn.as_raw_fd())
             .map_err(|e| format!("ATTACH_SOCKET: {e}"))?;
