@@ -10,10 +10,15 @@
 #            prints a line per fragment and returns tokens by setsockopt)
 #   netgpu   netgpu into a udmabuf (samples/netgpu_recv.rs): completions
 #            through the ring, buffers back through the refill ring
-# at MTU 1500, then copy and netgpu again at MTU 9000 (-9000 rows).
+#   netgpu-lowat
+#            netgpu with SO_RCVLOWAT 256 KiB on the connection: TCP wakes
+#            the receiver once that much is queued, not for every skb (the
+#            copy baseline gains nothing from it: it is busy copying when
+#            data comes, and measured with it no cheaper)
+# at MTU 1500, then all but devmem again at MTU 9000 (-9000 rows).
 # None verifies the payload (the tests do). Under TCG one transfer's CPU per
-# GB varies by a third from one run to the next, so copy and netgpu run
-# NETGPU_BENCH_ROUNDS times (5), alternating, and the ratios are of the
+# GB varies by a third from one run to the next, so copy and the netgpu rows
+# run NETGPU_BENCH_ROUNDS times (5), alternating, and the ratios are of the
 # medians; devmem TCP, ten times slower, runs once.
 #
 # The two vCPUs play two hosts: the receiver, and the NAPI threads of ngs1
@@ -182,10 +187,13 @@ rounds() {
 	$A ip link set ngs0 mtu "$1"
 	$B ip link set ngs1 mtu "$1"
 	for r in $(seq "$ROUNDS"); do
-		p=$(($2 + 2 * r))
+		p=$(($2 + 3 * r))
 		run "copy$sfx" "$p" $B netgpu_recv ngs1 3 2001:db8::2 "$p" --copy-baseline --no-verify --hold
 		p=$((p + 1))
 		run "netgpu$sfx" "$p" $B netgpu_recv ngs1 3 2001:db8::2 "$p" --no-verify --expect zc --hold
+		p=$((p + 1))
+		run "netgpu-lowat$sfx" "$p" $B netgpu_recv ngs1 3 2001:db8::2 "$p" --no-verify --expect zc --hold \
+			--rcvlowat 262144
 	done
 	sed -n "s/^received/netgpu$sfx: received/p" "$t/netgpu$sfx.out"
 }
@@ -212,6 +220,9 @@ ratio() {
 		}' "$t/rows"
 }
 ratio netgpu copy
+ratio netgpu-lowat copy
 ratio netgpu devmem
+ratio netgpu-lowat devmem
 ratio netgpu-9000 copy-9000
+ratio netgpu-lowat-9000 copy-9000
 rm -rf "$t"
