@@ -17,8 +17,18 @@
 # CPU is the receiving process's user+system time plus the softirq time the
 # whole VM spent (where NAPI runs), per GB. The "ceiling" of a path is the
 # memcpy bandwidth divided by the copies every byte takes on it (sender's
-# copy into the socket, the DMA engine's, recv()'s): the datapath is within
-# 2x of the physical ceiling when throughput/ceiling >= 0.5.
+# copy into the socket, the DMA engine's, recv()'s).
+# The TCP rows carry the stack's cost too (veth, with no device at all,
+# gets no more), so the sim's own datapath is measured alone as well:
+#   capacity     UDP flooded from ngs0 (UDP GSO: little sender CPU per byte)
+#                to an address whose neighbour entry is a MAC nobody has:
+#                ngs1 receives every frame like any other (ring, NAPI, DMA
+#                engine, skb, GRO) and IPv6 drops it on entry as not for this
+#                host, so the stack adds next to nothing. ngs1's NAPI thread
+#                has CPU 1 to itself; the rate is the bytes ngs1 received
+#                over the CPU time vCPU 1 took on the host (tools/bench/lib.sh
+#                vcpu_ns), and it is within 2x of the physical ceiling (one
+#                copy, the DMA engine's: memcpy) when capacity/memcpy >= 0.5.
 # Needs what sim_lib.sh needs, and NETGPU_NCDEVMEM.
 
 # shellcheck source=tools/testing/selftests/netgpu/sim_lib.sh
@@ -82,4 +92,46 @@ hds_thresh0
 # ncdevmem prints a line per received fragment: its own output is part of its cost.
 run devmem 2 2001:db8::2 $B "$NCDEVMEM" -l -f ngs1 -s 2001:db8::2 -c 2001:db8::1 -p 5301
 $B ethtool -S ngs1 | grep -E "rx[0-9]_(hds_bytes|unreadable_packets|ring_full|alloc_fail)" | grep -v ": 0$"
+
+# capacity MTU: the sim's receive path alone (see the top), at MTU
+capacity() {
+	local mtu=$1 dgram=$(($1 - 48)) h0 h1 r0 r1 f0 f1 el p
+	$A ip link set ngs0 mtu "$mtu"
+	$B ip link set ngs1 mtu "$mtu"
+	sleep 1
+	# an MTU change may restart the queues, with new NAPI threads
+	for p in $(pgrep '^napi/ngs1-'); do taskset -pc 1 "$p" >/dev/null; done
+	for p in $(pgrep '^napi/ngs0-'); do taskset -pc 0 "$p" >/dev/null; done
+	r0=$($B cat /sys/class/net/ngs1/statistics/rx_bytes)
+	f0=$(ring_full)
+	h0=$(vcpu_ns 1)
+	/usr/bin/time -f "%e" -o "$t/tx" taskset -c 0 $A netgpu_traffic send udp \
+		2001:db8::99 9 "$((4 * BYTES))" "$dgram" --flood >/dev/null
+	h1=$(vcpu_ns 1)
+	r1=$($B cat /sys/class/net/ngs1/statistics/rx_bytes)
+	f1=$(ring_full)
+	read -r el <"$t/tx"
+	if [ -z "$h0" ] || [ -z "$h1" ]; then
+		echo "capacity-$mtu: no host answers vCPU clock requests, not measured"
+		return
+	fi
+	awk -v l="capacity-$mtu" -v b="$((r1 - r0))" -v ns="$((h1 - h0))" -v el="$el" \
+		-v full="$((f1 - f0))" -v m="$memcpy" 'BEGIN {
+		cap = b / (ns / 1e9) / 1e6
+		printf "%-13s %7.1f MB/s per CPU second of vCPU 1 (received %.0f MB at %.1f MB/s, %d frames dropped on a full ring)  memcpy %.1f MB/s  ratio %.2f\n",
+			l, cap, b / 1e6, b / el / 1e6, full, m, cap / m
+	}'
+}
+# ring_full: frames ngs1 dropped on a full RX ring so far
+ring_full() {
+	$B ethtool -S ngs1 | awk '/rx[0-9]+_ring_full_drops:/ { n += $2 } END { print n + 0 }'
+}
+hds on
+hds_thresh0
+$A sh -c 'echo 1 >/sys/class/net/ngs0/threaded'
+$B sh -c 'echo 1 >/sys/class/net/ngs1/threaded'
+taskset -pc 0 $$ >/dev/null
+$A ip -6 neigh replace 2001:db8::99 lladdr 02:00:00:00:00:99 dev ngs0 nud permanent
+capacity 9000
+capacity 1500
 rm -rf "$t"

@@ -42,7 +42,7 @@ sim_env() { # the environment the netgpu-sim tests and benchmarks need
 if [ "$mode" = bench ]; then
 	sim_env
 	echo "kernel: $(basename "$kdir") ($(uname -r))" >"$out/bench.txt"
-	"$root/tools/bench/sim.sh" >>"$out/bench.txt" 2>"$out/bench.err"
+	NETGPU_VCPU_CLOCK=$out "$root/tools/bench/sim.sh" >>"$out/bench.txt" 2>"$out/bench.err"
 	insmod "$ko"
 	echo >>"$out/bench.txt"
 	NETGPU_VCPU_CLOCK=$out "$root/tools/bench/netgpu.sh" >>"$out/bench.txt" 2>>"$out/bench.err"

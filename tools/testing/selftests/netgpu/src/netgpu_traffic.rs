@@ -5,12 +5,15 @@
 //! ```text
 //! netgpu_traffic recv tcp|udp ADDR PORT BYTES   # prints "received N bytes, verified"
 //! netgpu_traffic send tcp|udp ADDR PORT BYTES [DGRAM] [--from ADDR:PORT] [--ncdevmem N]
+//! netgpu_traffic send udp ADDR PORT BYTES DGRAM --flood   # load for benchmarks
 //! netgpu_traffic memcpy BYTES CHUNK   # memory bandwidth, for benchmarks
 //! ```
 //!
 //! `--no-verify` makes the receiver skip the check (benchmarks). `--from` binds the
 //! sender (for 5-tuple steering rules). `--ncdevmem N` sends the stream the kernel's
 //! `ncdevmem -v N` validates instead: bytes 1 .. N-1, then a newline, repeated.
+//! `--flood` sends UDP unpaced, several datagrams per call (UDP GSO) and without
+//! copies (`MSG_ZEROCOPY`), with no verifiable payload.
 //!
 //! The payload is a function of the stream offset ([`pattern`]), so the receiver checks
 //! every byte without a copy of what was sent. For UDP each datagram starts with its
@@ -20,6 +23,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -56,7 +60,7 @@ fn mismatch(buf: &[u8], off: u64) -> Option<usize> {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: netgpu_traffic recv|send tcp|udp ADDR PORT BYTES [DGRAM] [--from ADDR:PORT] [--ncdevmem N] [--no-verify]\n       netgpu_traffic memcpy BYTES CHUNK");
+    eprintln!("usage: netgpu_traffic recv|send tcp|udp ADDR PORT BYTES [DGRAM] [--from ADDR:PORT] [--ncdevmem N] [--no-verify] [--flood]\n       netgpu_traffic memcpy BYTES CHUNK");
     ExitCode::from(2)
 }
 
@@ -275,6 +279,104 @@ fn send_udp(a: SocketAddr, bytes: u64, dgram: usize) -> Result<String, String> {
     Ok(format!("sent {off} bytes in {sent} datagrams"))
 }
 
+/// UDP_SEGMENT (linux/udp.h): the kernel splits each send into datagrams
+/// of this payload size (UDP GSO).
+const UDP_SEGMENT: libc::c_int = 103;
+/// The most segments one UDP GSO send may carry (UDP_MAX_SEGMENTS).
+const UDP_MAX_SEGMENTS: usize = 64;
+
+/// Sends `bytes` as fast as the stack takes them, in datagrams of `dgram`
+/// bytes, several per system call (UDP GSO) and without copying them
+/// (`MSG_ZEROCOPY`): a load for a device's receive path that costs the
+/// sender little per byte. Nothing is paced and the payload is written once,
+/// so no receiver can verify it.
+fn flood_udp(a: SocketAddr, bytes: u64, dgram: usize) -> Result<String, String> {
+    let bind: SocketAddr = if a.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
+        .parse()
+        .map_err(|_| "any")?;
+    let s = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
+    s.connect(a).map_err(|e| format!("connect {a}: {e}"))?;
+    let seg = libc::c_int::try_from(dgram).map_err(|_| "datagram size")?;
+    setsockopt_int(&s, libc::SOL_UDP, UDP_SEGMENT, seg).map_err(|e| format!("UDP_SEGMENT: {e}"))?;
+    setsockopt_int(&s, libc::SOL_SOCKET, libc::SO_ZEROCOPY, 1)
+        .map_err(|e| format!("SO_ZEROCOPY: {e}"))?;
+    // An IPv6 UDP datagram carries at most 65535 - 8 bytes of payload.
+    let per_send = (65527 / dgram).clamp(1, UDP_MAX_SEGMENTS) * dgram;
+    let mut buf = vec![0u8; per_send];
+    fill(&mut buf, 0, None);
+    let (mut off, mut sends) = (0u64, 0u64);
+    while off < bytes {
+        let n = (bytes - off).min(per_send as u64) as usize;
+        // SAFETY: `buf` holds at least `n` bytes and is never written again, so the
+        // kernel may keep reading it after the call (MSG_ZEROCOPY).
+        let r = unsafe { libc::send(s.as_raw_fd(), buf.as_ptr().cast(), n, libc::MSG_ZEROCOPY) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            // Too many sends in flight: take their completions and retry.
+            if e.raw_os_error() == Some(libc::ENOBUFS) {
+                reap_zerocopy(&s);
+                continue;
+            }
+            return Err(format!("send at {off}: {e}"));
+        }
+        off += n as u64;
+        sends += 1;
+        if sends.is_multiple_of(16) {
+            reap_zerocopy(&s);
+        }
+    }
+    Ok(format!(
+        "sent {off} bytes in {sends} sends of up to {per_send} bytes"
+    ))
+}
+
+/// Sets integer socket option `name` at `level` of `s` to `v`.
+fn setsockopt_int(
+    s: &UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> std::io::Result<()> {
+    // SAFETY: `v` is a c_int that outlives the call, with its size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(&v).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes the `MSG_ZEROCOPY` completions queued on `s`'s error queue. They
+/// only say which sends the kernel no longer reads, and the buffer is never
+/// written, so they are dropped.
+fn reap_zerocopy(s: &UdpSocket) {
+    let mut control = [0u64; 16];
+    loop {
+        // SAFETY: all-zero is a valid msghdr (no name, no data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: `msg` describes `control`, valid for writes during the call.
+        let r = unsafe {
+            libc::recvmsg(
+                s.as_raw_fd(),
+                &raw mut msg,
+                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            return;
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 6 && !(args.len() == 4 && args[1] == "memcpy") {
@@ -300,6 +402,7 @@ fn main() -> ExitCode {
     let mut verify = true;
     let mut from = None;
     let mut ncdevmem = None;
+    let mut flood = false;
     let mut rest = args[6..].iter();
     while let Some(a) = rest.next() {
         match (a.as_str(), rest.clone().next()) {
@@ -321,6 +424,7 @@ fn main() -> ExitCode {
                 rest.next();
             }
             ("--no-verify", _) => verify = false,
+            ("--flood", _) => flood = true,
             (d, _) => match d.parse() {
                 Ok(d) => dgram = d,
                 Err(_) => return usage(),
@@ -331,6 +435,7 @@ fn main() -> ExitCode {
         ("recv", "tcp") => recv_tcp(a, bytes, verify),
         ("send", "tcp") => send_tcp(a, bytes, from, ncdevmem),
         ("recv", "udp") => recv_udp(a, bytes),
+        ("send", "udp") if flood => flood_udp(a, bytes, dgram),
         ("send", "udp") => send_udp(a, bytes, dgram),
         _ => return usage(),
     };
