@@ -46,7 +46,7 @@ const TX_STATS: [&str; 4] = ["packets", "bytes", "drops", "stops"];
 const DEV_STATS: [&str; 1] = ["rx_reconfig_drops"];
 
 fn st(dev: &NetDev) -> Result<&PortState> {
-    port::state(dev.as_raw()).ok_or(ENODEV)
+    port::state(dev).ok_or(ENODEV)
 }
 
 pub(crate) fn get_drvinfo(info: &mut bindings::ethtool_drvinfo) {

@@ -16,7 +16,7 @@ use kernel::types::Opaque;
 use crate::ethtool::{self, ETH_GSTRING_LEN};
 use crate::flow::{RSS_INDIR_LEN, RSS_KEY_LEN};
 use crate::netdev::NetDev;
-use crate::port::Ops;
+use crate::port_ops::Ops;
 
 /// `ETHTOOL_OP_NEEDS_RTNL_SCHANNELS`: `netif_set_real_num_tx_queues` needs rtnl.
 const OP_NEEDS_RTNL_SCHANNELS: u32 = 1 << 3;

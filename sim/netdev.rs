@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Thin wrappers over the C networking objects netgpu-sim's logic touches: the
-//! `net_device`, its TX queues, skbs the driver owns, NAPI instances and page pools. The
-//! driver's control logic reads and changes devices through these instead of raw pointers.
+//! `net_device` (and, while rtnetlink creates or deletes it, its setup, registration and
+//! unregistration), its TX queues, skbs the driver owns, NAPI instances, page pools and
+//! RCU-protected values. The driver's control logic reads and changes devices through these
+//! instead of raw pointers.
 
 use core::ffi::c_int;
+use core::marker::PhantomData;
+use core::ops::Deref;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use kernel::bindings;
 use kernel::prelude::*;
+use kernel::sync::rcu;
 use kernel::types::Opaque;
 
 /// Reads a field of a [`NetDev`].
@@ -99,6 +105,18 @@ impl NetDev {
         }
         // SAFETY: `i` < num_tx_queues; the queue array lives as long as the device.
         Some(unsafe { &*bindings::netdev_get_tx_queue(self.0.get(), i).cast() })
+    }
+
+    /// Gives the device's instance lock (and TX queue locks) a lockdep class of its own, which
+    /// allows holding the locks of two devices of the driver at once.
+    ///
+    /// # Safety
+    ///
+    /// The device is being registered: the caller is its `ndo_init`, and none of those locks
+    /// is held.
+    pub(crate) unsafe fn set_lockdep_classes(&self) {
+        // SAFETY: the device is allocated (type invariant); the rest is the caller's promise.
+        unsafe { bindings::netdev_lockdep_set_classes(self.0.get()) };
     }
 
     /// Sets the active RX and TX queue counts. The caller holds rtnl and the instance lock,
@@ -408,5 +426,438 @@ impl Drop for PagePool {
     fn drop(&mut self) {
         // SAFETY: we own the pool and it is installed nowhere (type invariant).
         unsafe { bindings::page_pool_destroy(self.0.as_ptr()) };
+    }
+}
+
+/// Proof that rtnl is held for `'a`.
+///
+/// # Invariants
+///
+/// The thread that has the value holds rtnl for `'a` (the value cannot leave it).
+#[derive(Clone, Copy)]
+pub(crate) struct Rtnl<'a>(PhantomData<(&'a (), *mut ())>);
+
+impl<'a> Rtnl<'a> {
+    /// # Safety
+    ///
+    /// The caller holds rtnl for `'a`, as the rtnetlink callbacks that create and delete links
+    /// are called.
+    pub(crate) unsafe fn assume() -> Rtnl<'a> {
+        Rtnl(PhantomData)
+    }
+}
+
+/// A `struct net_device` being set up: allocated and not registered yet. Its fields are
+/// still the setup's to write.
+///
+/// # Invariants
+///
+/// The device is allocated and not registered for as long as the reference lives, and only
+/// its holder writes its fields.
+#[repr(transparent)]
+pub(crate) struct NetDevSetup(NetDev);
+
+/// Writes a field of a [`NetDevSetup`].
+macro_rules! setup {
+    ($dev:expr, |$d:ident| $body:expr) => {{
+        let $d = $dev.as_raw();
+        // SAFETY: the device is allocated and not registered, so nothing but its holder reads
+        // or writes its fields (type invariant of `NetDevSetup`).
+        unsafe { $body }
+    }};
+}
+
+impl NetDevSetup {
+    /// Wraps a device being set up.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to an allocated `net_device` that stays allocated and unregistered for
+    /// `'a`, and whose fields only the caller (through the result) writes meanwhile.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::net_device) -> &'a NetDevSetup {
+        // SAFETY: `NetDevSetup` is a transparent wrapper of `NetDev`; validity is the caller's
+        // promise.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Sets up Ethernet defaults (`ether_setup`).
+    pub(crate) fn ether_setup(&self) {
+        setup!(self, |d| bindings::ether_setup(d))
+    }
+
+    /// Sets the `netdev_priv_flags` the device has (`priv_flags`).
+    pub(crate) fn update_priv_flags(&self, clear: usize, set: usize) {
+        setup!(self, |d| {
+            // The fast path fields of `net_device` are a struct group: the union's members
+            // are the same bytes.
+            let fast = &mut (*d).__bindgen_anon_1.__bindgen_anon_1;
+            let flags = fast.priv_flags();
+            fast.set_priv_flags((flags & !clear) | set);
+        })
+    }
+
+    /// Sets `lltx`: the driver's transmit takes no TX queue lock of the core.
+    pub(crate) fn set_lltx(&self, on: bool) {
+        setup!(self, |d| {
+            let fast = &mut (*d).__bindgen_anon_1.__bindgen_anon_1;
+            fast.set_lltx(on.into());
+        })
+    }
+
+    /// Turns on `features` and offers `hw_features` to the user.
+    pub(crate) fn add_features(&self, features: u64, hw_features: u64) {
+        setup!(self, |d| {
+            (*d).features |= features;
+            (*d).hw_features |= hw_features;
+        })
+    }
+
+    /// Has the core free the device when it is unregistered (`needs_free_netdev`).
+    pub(crate) fn set_needs_free(&self) {
+        setup!(self, |d| (*d).needs_free_netdev = true)
+    }
+
+    pub(crate) fn set_max_mtu(&self, mtu: u32) {
+        setup!(self, |d| (*d).max_mtu = mtu)
+    }
+
+    /// Gives the device a random MAC address.
+    pub(crate) fn random_addr(&self) {
+        setup!(self, |d| bindings::eth_hw_addr_random(d))
+    }
+
+    /// Asks for interface index `ifindex` at registration (0: any).
+    pub(crate) fn set_ifindex(&self, ifindex: c_int) {
+        setup!(self, |d| (*d).ifindex = ifindex)
+    }
+
+    /// Sets the committed header/data split configuration (allocated with the device).
+    pub(crate) fn set_hds_config(&self, split: u8, thresh: u32) {
+        setup!(self, |d| {
+            (*(*d).cfg).hds_config = split;
+            (*(*d).cfg).hds_thresh = thresh;
+        })
+    }
+
+    /// Sets the parent device (`SET_NETDEV_DEV`).
+    ///
+    /// # Safety
+    ///
+    /// `parent` is a valid `struct device` that stays valid until the net device is
+    /// registered (registration takes a reference on it) or freed.
+    pub(crate) unsafe fn set_parent(&self, parent: *mut bindings::device) {
+        setup!(self, |d| (*d).dev.parent = parent)
+    }
+
+    /// Installs the device's ops tables.
+    ///
+    /// # Safety
+    ///
+    /// The tables stay valid as long as the device may use them, and their callbacks accept
+    /// this device (its private area is what they take it for).
+    pub(crate) unsafe fn set_ops(
+        &self,
+        netdev: *const bindings::net_device_ops,
+        ethtool: *const bindings::ethtool_ops,
+        stat: *const bindings::netdev_stat_ops,
+        queue_mgmt: *const bindings::netdev_queue_mgmt_ops,
+    ) {
+        setup!(self, |d| {
+            (*d).netdev_ops = netdev;
+            (*d).ethtool_ops = ethtool;
+            (*d).stat_ops = stat;
+            (*d).queue_mgmt_ops = queue_mgmt;
+        })
+    }
+}
+
+/// A `net_device` an rtnetlink operation registers: the one the core allocated for it, or
+/// one the driver allocated (a peer). Dropping it frees the device if the driver allocated
+/// it (`free_netdev`); the core frees its own.
+///
+/// # Invariants
+///
+/// `dev` is allocated and not registered, and only this value sets it up; rtnl is held for
+/// `'a`. If `owned`, the driver allocated the device and frees it.
+pub(crate) struct Unregistered<'a> {
+    dev: NonNull<bindings::net_device>,
+    owned: bool,
+    rtnl: Rtnl<'a>,
+}
+
+impl<'a> Unregistered<'a> {
+    /// The device the core allocated for an rtnetlink operation (it frees it if the operation
+    /// fails).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is allocated and not registered, and only the result sets it up; the core frees
+    /// it after `'a` if it is not registered then. `rtnl` is held by the caller.
+    pub(crate) unsafe fn from_core(ptr: *mut bindings::net_device, rtnl: Rtnl<'a>) -> Self {
+        Unregistered {
+            // SAFETY: the caller's promise: an allocated device.
+            dev: unsafe { NonNull::new_unchecked(ptr) },
+            owned: false,
+            rtnl,
+        }
+    }
+
+    /// A device the driver allocated, which the result frees unless it registers it.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is allocated (by `alloc_netdev` or `rtnl_create_link`) and not registered, and
+    /// is the caller's to free, which passes that on to the result.
+    pub(crate) unsafe fn from_new(ptr: NonNull<bindings::net_device>, rtnl: Rtnl<'a>) -> Self {
+        Unregistered {
+            dev: ptr,
+            owned: true,
+            rtnl,
+        }
+    }
+
+    /// Registers the device (`register_netdevice`). On failure the device comes back, to be
+    /// cleaned up before it is dropped.
+    pub(crate) fn register(self) -> Result<NewlyRegistered<'a>, (Self, Error)> {
+        // SAFETY: the device is allocated and set up, not registered, and rtnl is held
+        // (type invariants).
+        let err = unsafe { bindings::register_netdevice(self.dev.as_ptr()) };
+        if err < 0 {
+            return Err((self, Error::from_errno(err)));
+        }
+        // INVARIANT: the device is registered, and nothing else has it as registered yet.
+        let dev = NewlyRegistered {
+            // SAFETY: registered, so allocated while rtnl is held, for `'a`.
+            dev: unsafe { NetDev::from_raw(self.dev.as_ptr()) },
+            rtnl: self.rtnl,
+        };
+        // The core owns the registered device, and frees it after unregistering it.
+        core::mem::forget(self);
+        Ok(dev)
+    }
+}
+
+impl Deref for Unregistered<'_> {
+    type Target = NetDevSetup;
+
+    fn deref(&self) -> &NetDevSetup {
+        // SAFETY: allocated, not registered and set up only through this value (type
+        // invariants).
+        unsafe { NetDevSetup::from_raw(self.dev.as_ptr()) }
+    }
+}
+
+impl Drop for Unregistered<'_> {
+    fn drop(&mut self) {
+        if self.owned {
+            // SAFETY: the driver allocated the device, which was never registered, and this
+            // is the last use (type invariants).
+            unsafe { bindings::free_netdev(self.dev.as_ptr()) };
+        }
+    }
+}
+
+/// A registered `struct net_device`, in an rtnetlink operation.
+///
+/// # Invariants
+///
+/// The device was registered when the reference was made, and rtnl is held for as long as
+/// the reference lives. So the device stays allocated: the core frees an unregistered device
+/// only once rtnl has been released.
+#[repr(transparent)]
+pub(crate) struct Registered(NetDev);
+
+/// Lets transparent wrappers of [`NetDev`] be used as one.
+macro_rules! deref_netdev {
+    ($($t:ty),*) => {$(
+        impl Deref for $t {
+            type Target = NetDev;
+
+            fn deref(&self) -> &NetDev {
+                &self.0
+            }
+        }
+    )*};
+}
+
+deref_netdev!(NetDevSetup, Registered);
+
+impl Registered {
+    /// # Safety
+    ///
+    /// `ptr` is a registered device.
+    pub(crate) unsafe fn from_raw<'a>(
+        ptr: *mut bindings::net_device,
+        _rtnl: Rtnl<'a>,
+    ) -> &'a Registered {
+        // SAFETY: `Registered` is a transparent wrapper of `NetDev`; the device is
+        // registered (the caller's promise) and `_rtnl` proves rtnl is held for `'a`.
+        unsafe { &*ptr.cast() }
+    }
+}
+
+/// A device that the rtnetlink operation in progress registered. Dropping it unregisters it
+/// at once (`unregister_netdevice_queue` without a list), which undoes the registration if
+/// the operation fails, unless [`NewlyRegistered::keep`] kept it.
+///
+/// # Invariants
+///
+/// `dev` is registered, nothing else has it as [`Registered`] (so nothing paired with it or
+/// queued it for unregistration), and rtnl is held for `'a`.
+pub(crate) struct NewlyRegistered<'a> {
+    dev: &'a NetDev,
+    rtnl: Rtnl<'a>,
+}
+
+impl<'a> NewlyRegistered<'a> {
+    /// Applies the `ifinfomsg` of the request that created the device
+    /// (`rtnl_configure_link`).
+    pub(crate) fn configure(&self, ifm: Option<&bindings::ifinfomsg>) -> Result {
+        // SAFETY: the device is registered and rtnl held (type invariant); `ifm` is null or
+        // valid.
+        kernel::error::to_result(unsafe {
+            bindings::rtnl_configure_link(
+                self.dev.as_raw(),
+                ifm.map_or(core::ptr::null(), core::ptr::from_ref),
+                0,
+                core::ptr::null(),
+            )
+        })
+    }
+
+    /// Keeps the device registered.
+    pub(crate) fn keep(self) -> &'a Registered {
+        let (dev, rtnl) = (self.dev, self.rtnl);
+        core::mem::forget(self);
+        // SAFETY: `dev` is registered, and rtnl held for `'a` (type invariant).
+        unsafe { Registered::from_raw(dev.as_raw(), rtnl) }
+    }
+}
+
+impl Deref for NewlyRegistered<'_> {
+    type Target = NetDev;
+
+    fn deref(&self) -> &NetDev {
+        self.dev
+    }
+}
+
+impl Drop for NewlyRegistered<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the device is registered and neither paired nor queued for unregistration,
+        // and rtnl is held (type invariant); it is no longer used as registered.
+        unsafe { bindings::unregister_netdevice_queue(self.dev.as_raw(), core::ptr::null_mut()) };
+    }
+}
+
+/// The devices an rtnetlink operation unregisters together (`unregister_netdevice_many`).
+///
+/// # Invariants
+///
+/// `head` is null (unregister each device at once) or a list the core unregisters under
+/// the rtnl it holds for `'a`, valid for `'a`.
+pub(crate) struct UnregisterList<'a> {
+    head: *mut bindings::list_head,
+    rtnl: Rtnl<'a>,
+}
+
+impl<'a> UnregisterList<'a> {
+    /// # Safety
+    ///
+    /// `head` is null or a list the core unregisters under `rtnl`, valid for `'a`.
+    pub(crate) unsafe fn from_raw(head: *mut bindings::list_head, rtnl: Rtnl<'a>) -> Self {
+        UnregisterList { head, rtnl }
+    }
+
+    /// Proof that rtnl is held (type invariant).
+    pub(crate) fn rtnl(&self) -> Rtnl<'a> {
+        self.rtnl
+    }
+
+    /// Queues `dev` for unregistration (`unregister_netdevice_queue`).
+    pub(crate) fn queue(&self, dev: &Registered) {
+        // SAFETY: `dev` is allocated until the core unregistered it, after this rtnl section
+        // (invariant of `Registered`); the list is valid and rtnl held (type invariant).
+        unsafe { bindings::unregister_netdevice_queue(dev.as_raw(), self.head) };
+    }
+}
+
+/// The `net_device` whose private area owns (through the driver's state) the value that
+/// holds this.
+///
+/// # Invariants
+///
+/// The device stays allocated for as long as this value lives.
+pub(crate) struct OwnerDev(NonNull<bindings::net_device>);
+
+// SAFETY: the device is only reached through `&NetDev`, whose methods call C functions that
+// synchronize themselves or read fields as C does, racily (see `field!`).
+unsafe impl Send for OwnerDev {}
+// SAFETY: see above.
+unsafe impl Sync for OwnerDev {}
+
+impl OwnerDev {
+    /// # Safety
+    ///
+    /// The result is dropped before `dev` is freed: the caller stores it where `dev`'s private
+    /// area owns it.
+    pub(crate) unsafe fn new(dev: &NetDev) -> Self {
+        OwnerDev(NonNull::from(dev).cast())
+    }
+
+    pub(crate) fn get(&self) -> &NetDev {
+        // SAFETY: the device is allocated while we live (type invariant).
+        unsafe { NetDev::from_raw(self.0.as_ptr()) }
+    }
+}
+
+/// A value that readers see under RCU and writers replace whole, freeing the old one after a
+/// grace period (`synchronize_net`).
+///
+/// # Invariants
+///
+/// `ptr` is never null: it comes from `KBox::into_raw` and is owned by this value. A value it
+/// no longer points to is freed only after an RCU grace period that started once it was
+/// replaced.
+pub(crate) struct RcuBox<T> {
+    ptr: AtomicPtr<T>,
+    _owns: PhantomData<KBox<T>>,
+}
+
+impl<T> RcuBox<T> {
+    pub(crate) fn new(value: KBox<T>) -> Self {
+        RcuBox {
+            ptr: AtomicPtr::new(KBox::into_raw(value)),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Runs `f` on the current value, in an RCU read-side critical section.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        let _guard = rcu::read_lock();
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: `p` is not null and is freed only after a grace period that starts after it
+        // was replaced (type invariant); we are in a read-side critical section.
+        f(unsafe { &*p })
+    }
+
+    /// Replaces the value with `new` and frees the old one once no reader can see it. Sleeps.
+    pub(crate) fn replace(&self, new: KBox<T>)
+    where
+        T: Send,
+    {
+        let old = self.ptr.swap(KBox::into_raw(new), Ordering::AcqRel);
+        synchronize_net();
+        // SAFETY: `old` came from `KBox::into_raw` and this swap took it out, so nothing else
+        // frees it; after the grace period no reader can still see it.
+        drop(unsafe { KBox::from_raw(old) });
+    }
+}
+
+impl<T> Drop for RcuBox<T> {
+    fn drop(&mut self) {
+        // SAFETY: from `KBox::into_raw` and owned by us (type invariant); `&mut self` means
+        // nobody reads it any more.
+        drop(unsafe { KBox::from_raw(*self.ptr.get_mut()) });
     }
 }

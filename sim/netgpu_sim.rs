@@ -29,6 +29,7 @@ mod flow;
 mod netdev;
 mod pci;
 mod port;
+mod port_ops;
 mod queue_ops;
 mod rxq;
 
@@ -69,7 +70,7 @@ impl kernel::Module for SimModule {
             kernel::driver::Registration::new(pci::DRIVER_NAME, module),
             GFP_KERNEL,
         )?;
-        let ops = KBox::pin(LinkOps(Opaque::new(port::link_ops_value())), GFP_KERNEL)?;
+        let ops = KBox::pin(LinkOps(Opaque::new(port_ops::link_ops_value())), GFP_KERNEL)?;
         LINK_OPS.store(ops.0.get(), Ordering::Release);
         // SAFETY: `ops` is pinned and lives until `drop` unregisters it.
         let err = unsafe { bindings::rtnl_link_register(ops.0.get()) };

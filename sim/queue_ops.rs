@@ -11,7 +11,8 @@ use kernel::bindings;
 use kernel::prelude::*;
 
 use crate::netdev::NetDev;
-use crate::port::{self, Ops, PortState};
+use crate::port::{self, PortState};
+use crate::port_ops::Ops;
 use crate::rxq::{self, QueueMem, RxQueue};
 
 fn errno(r: Result) -> c_int {
@@ -32,7 +33,7 @@ unsafe fn qmem<'a>(mem: *mut c_void) -> &'a mut QueueMem {
 
 /// The state and RX queue `idx` of `dev`, for the queue API callbacks.
 fn queue(dev: &NetDev, idx: c_int) -> Result<(&PortState, &RxQueue)> {
-    let s = port::state(dev.as_raw()).ok_or(ENODEV)?;
+    let s = port::state(dev).ok_or(ENODEV)?;
     let q = usize::try_from(idx)
         .ok()
         .and_then(|i| s.rxqs.get(i))

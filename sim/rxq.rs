@@ -644,8 +644,8 @@ pub(crate) fn free_mem(mem: &mut QueueMem) {
 extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
     // SAFETY: `napi` is the first field of a `RxQueue` (`repr(C)`), pinned in its box.
     let q = unsafe { &*napi.cast::<RxQueue>() };
-    // SAFETY: the NAPI instance was added for this device.
-    let dev = unsafe { (*napi).dev };
+    // SAFETY: the NAPI instance was added for this device, which outlives it.
+    let dev = unsafe { NetDev::from_raw((*napi).dev) };
     let Some(s) = port::state(dev) else {
         return 0;
     };
