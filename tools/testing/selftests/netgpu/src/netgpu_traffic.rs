@@ -12,8 +12,9 @@
 //! `--no-verify` makes the receiver skip the check (benchmarks). `--from` binds the
 //! sender (for 5-tuple steering rules). `--ncdevmem N` sends the stream the kernel's
 //! `ncdevmem -v N` validates instead: bytes 1 .. N-1, then a newline, repeated.
-//! `--flood` sends UDP unpaced, several datagrams per call (UDP GSO) and without
-//! copies (`MSG_ZEROCOPY`), with no verifiable payload.
+//! `--gap MS` sends UDP datagrams MS milliseconds apart. `--flood` sends UDP
+//! unpaced, several datagrams per call (UDP GSO) and without copies
+//! (`MSG_ZEROCOPY`), with no verifiable payload.
 //!
 //! The payload is a function of the stream offset ([`pattern`]), so the receiver checks
 //! every byte without a copy of what was sent. For UDP each datagram starts with its
@@ -60,7 +61,7 @@ fn mismatch(buf: &[u8], off: u64) -> Option<usize> {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: netgpu_traffic recv|send tcp|udp ADDR PORT BYTES [DGRAM] [--from ADDR:PORT] [--ncdevmem N] [--no-verify] [--flood]\n       netgpu_traffic memcpy BYTES CHUNK");
+    eprintln!("usage: netgpu_traffic recv|send tcp|udp ADDR PORT BYTES [DGRAM] [--from ADDR:PORT] [--ncdevmem N] [--no-verify] [--flood] [--gap MS]\n       netgpu_traffic memcpy BYTES CHUNK");
     ExitCode::from(2)
 }
 
@@ -255,7 +256,14 @@ fn recv_udp(a: SocketAddr, bytes: u64) -> Result<String, String> {
     ))
 }
 
-fn send_udp(a: SocketAddr, bytes: u64, dgram: usize) -> Result<String, String> {
+/// Sends `bytes` in datagrams of `dgram` bytes, each starting with its stream offset;
+/// `gap` apart if given, else paced in bursts.
+fn send_udp(
+    a: SocketAddr,
+    bytes: u64,
+    dgram: usize,
+    gap: Option<Duration>,
+) -> Result<String, String> {
     let bind: SocketAddr = if a.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
         .parse()
         .map_err(|_| "any")?;
@@ -272,7 +280,9 @@ fn send_udp(a: SocketAddr, bytes: u64, dgram: usize) -> Result<String, String> {
         off += n as u64;
         sent += 1;
         // Datagrams are not flow controlled: pace them so the receiver keeps up.
-        if sent.is_multiple_of(32) {
+        if let Some(g) = gap {
+            std::thread::sleep(g);
+        } else if sent.is_multiple_of(32) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -403,6 +413,7 @@ fn main() -> ExitCode {
     let mut from = None;
     let mut ncdevmem = None;
     let mut flood = false;
+    let mut gap = None;
     let mut rest = args[6..].iter();
     while let Some(a) = rest.next() {
         match (a.as_str(), rest.clone().next()) {
@@ -425,6 +436,13 @@ fn main() -> ExitCode {
             }
             ("--no-verify", _) => verify = false,
             ("--flood", _) => flood = true,
+            ("--gap", Some(v)) => {
+                match v.parse::<u64>() {
+                    Ok(ms) => gap = Some(Duration::from_millis(ms)),
+                    Err(_) => return usage(),
+                }
+                rest.next();
+            }
             (d, _) => match d.parse() {
                 Ok(d) => dgram = d,
                 Err(_) => return usage(),
@@ -436,7 +454,7 @@ fn main() -> ExitCode {
         ("send", "tcp") => send_tcp(a, bytes, from, ncdevmem),
         ("recv", "udp") => recv_udp(a, bytes),
         ("send", "udp") if flood => flood_udp(a, bytes, dgram),
-        ("send", "udp") => send_udp(a, bytes, dgram),
+        ("send", "udp") => send_udp(a, bytes, dgram, gap),
         _ => return usage(),
     };
     report(r)
