@@ -33,6 +33,14 @@ vcpu_ns() {
 	awk -v c="CPU $1/" 'index($0, c) == 1 { print $NF }' "$f.ack" 2>/dev/null
 	rm -f "$f.ack"
 }
+# pin_napi RX TX: ngs1's NAPI threads (the receiving host's) on CPU RX,
+# ngs0's on CPU TX. Run before each measurement: a queue restart (binding
+# a queue, an MTU change) starts new threads.
+pin_napi() {
+	local p
+	for p in $(pgrep '^napi/ngs1-'); do taskset -pc "$1" "$p" >/dev/null; done
+	for p in $(pgrep '^napi/ngs0-'); do taskset -pc "$2" "$p" >/dev/null; done
+}
 t=$(mktemp -d)
 
 # timed LABEL PORT DST SRC RECEIVER...: start RECEIVER (output in

@@ -65,13 +65,6 @@ $A sh -c 'echo 1 >/sys/class/net/ngs0/threaded'
 $B sh -c 'echo 1 >/sys/class/net/ngs1/threaded'
 sleep 1
 
-# pin_napi: each end's NAPI threads on its host's CPU (run before each
-# transfer, once the receiver is set up: a queue restart starts new threads)
-pin_napi() {
-	local p
-	for p in $(pgrep '^napi/ngs1-'); do taskset -pc "$RX_CPU" "$p" >/dev/null; done
-	for p in $(pgrep '^napi/ngs0-'); do taskset -pc "$TX_CPU" "$p" >/dev/null; done
-}
 # proc_ns PID: nanoseconds process PID ran so far, or nothing if it is gone
 proc_ns() { awk '{ print $1 }' "/proc/$1/schedstat" 2>/dev/null; }
 # napi_ns: nanoseconds ngs1's NAPI threads ran so far
@@ -83,9 +76,7 @@ napi_ns() {
 }
 
 # dma_ns: nanoseconds ngs1's emulated DMA engine spent so far
-dma_ns() {
-	$B ethtool -S ngs1 | awk '/rx[0-9]+_dma_ns:/ { t += $2 } END { printf "%.0f\n", t }'
-}
+dma_ns() { rx_total ngsb ngs1 dma_ns; }
 
 # split_on: header/data split on with threshold 0 and RSS on queues 0-2,
 # as netgpu needs (ncdevmem changes the device settings as it goes)
@@ -130,7 +121,7 @@ run() {
 	# taskset and ip netns exec exec the receiver: one process
 	rx=$(pgrep -P "$tpid")
 	# Binding a queue restarts it, with a new NAPI thread: pin them now.
-	pin_napi
+	pin_napi "$RX_CPU" "$TX_CPU"
 	b0=$(cpu_busy "$RX_CPU") n0=$(napi_ns) d0=$(dma_ns) p0=$(proc_ns "$rx") h0=$(vcpu_ns "$RX_CPU")
 	/usr/bin/time -f "%e" -o "$t/tx" taskset -c "$TX_CPU" $A netgpu_traffic send tcp \
 		2001:db8::2 "$port" "$BYTES" --from "[2001:db8::1]:$port" >/dev/null 2>&1

@@ -95,21 +95,19 @@ $B ethtool -S ngs1 | grep -E "rx[0-9]_(hds_bytes|unreadable_packets|ring_full|al
 
 # capacity MTU: the sim's receive path alone (see the top), at MTU
 capacity() {
-	local mtu=$1 dgram=$(($1 - 48)) h0 h1 r0 r1 f0 f1 el p
+	local mtu=$1 dgram=$(($1 - 48)) h0 h1 r0 r1 f0 f1 el
 	$A ip link set ngs0 mtu "$mtu"
 	$B ip link set ngs1 mtu "$mtu"
 	sleep 1
-	# an MTU change may restart the queues, with new NAPI threads
-	for p in $(pgrep '^napi/ngs1-'); do taskset -pc 1 "$p" >/dev/null; done
-	for p in $(pgrep '^napi/ngs0-'); do taskset -pc 0 "$p" >/dev/null; done
+	pin_napi 1 0
 	r0=$($B cat /sys/class/net/ngs1/statistics/rx_bytes)
-	f0=$(ring_full)
+	f0=$(rx_total ngsb ngs1 ring_full_drops)
 	h0=$(vcpu_ns 1)
 	/usr/bin/time -f "%e" -o "$t/tx" taskset -c 0 $A netgpu_traffic send udp \
 		2001:db8::99 9 "$((4 * BYTES))" "$dgram" --flood >/dev/null
 	h1=$(vcpu_ns 1)
 	r1=$($B cat /sys/class/net/ngs1/statistics/rx_bytes)
-	f1=$(ring_full)
+	f1=$(rx_total ngsb ngs1 ring_full_drops)
 	read -r el <"$t/tx"
 	if [ -z "$h0" ] || [ -z "$h1" ]; then
 		echo "capacity-$mtu: no host answers vCPU clock requests, not measured"
@@ -121,10 +119,6 @@ capacity() {
 		printf "%-13s %7.1f MB/s per CPU second of vCPU 1 (received %.0f MB at %.1f MB/s, %d frames dropped on a full ring)  memcpy %.1f MB/s  ratio %.2f\n",
 			l, cap, b / 1e6, b / el / 1e6, full, m, cap / m
 	}'
-}
-# ring_full: frames ngs1 dropped on a full RX ring so far
-ring_full() {
-	$B ethtool -S ngs1 | awk '/rx[0-9]+_ring_full_drops:/ { n += $2 } END { print n + 0 }'
 }
 hds on
 hds_thresh0
