@@ -149,17 +149,8 @@ fn connect(a: SocketAddr, from: Option<SocketAddr>) -> std::io::Result<TcpStream
     }
     // SAFETY: `fd` is a fresh socket we own.
     let s = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    // SAFETY: valid fd and option value.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            std::ptr::from_ref(&one).cast(),
-            std::mem::size_of_val(&one) as libc::socklen_t,
-        )
-    };
+    // Best effort, as before: the bind below reports a port in use.
+    let _ = setsockopt_int(&s, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
     let (sa, len) = sockaddr(from);
     // SAFETY: `sa` holds a sockaddr of `len` bytes.
     if unsafe { libc::bind(fd, std::ptr::from_ref(&sa).cast(), len) } != 0 {
@@ -342,7 +333,7 @@ fn flood_udp(a: SocketAddr, bytes: u64, dgram: usize) -> Result<String, String> 
 
 /// Sets integer socket option `name` at `level` of `s` to `v`.
 fn setsockopt_int(
-    s: &UdpSocket,
+    s: &impl AsRawFd,
     level: libc::c_int,
     name: libc::c_int,
     v: libc::c_int,
