@@ -135,7 +135,7 @@ run() {
 	exec 7>&-
 	wait "$tpid"
 	rc=$?
-	# A receiver that exits at the end: its lifetime's ticks
+	# A receiver that exits at the end: its lifetime's CPU time
 	[ -n "$p1" ] || p1=$(tail -n 1 "$t/rx" | awk '{ printf "%.0f\n", ($1 + $2) * 1e9 }')
 	read -r el <"$t/tx"
 	if [ "$rc" -ne 0 ]; then
@@ -170,8 +170,9 @@ if [ -n "$h0" ] && [ -n "$h1" ]; then
 else
 	echo "receiver CPU from the guest's accounting (no host answers vCPU clock requests)"
 fi
-# rounds MTU PORT: the copy and netgpu rows at MTU, alternating, ROUNDS
-# times, on ports from PORT up (each port once: the sender binds its port too)
+# rounds MTU PORT: the copy and netgpu rows at MTU (netgpu with and without
+# SO_RCVLOWAT), alternating, ROUNDS times, on ports from PORT up (each port
+# once: the sender binds its port too)
 rounds() {
 	local r p sfx=
 	[ "$1" = 1500 ] || sfx=-$1

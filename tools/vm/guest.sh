@@ -41,11 +41,12 @@ sim_env() { # the environment the netgpu-sim tests and benchmarks need
 
 if [ "$mode" = bench ]; then
 	sim_env
+	export NETGPU_VCPU_CLOCK=$out
 	echo "kernel: $(basename "$kdir") ($(uname -r))" >"$out/bench.txt"
-	NETGPU_VCPU_CLOCK=$out "$root/tools/bench/sim.sh" >>"$out/bench.txt" 2>"$out/bench.err"
+	"$root/tools/bench/sim.sh" >>"$out/bench.txt" 2>"$out/bench.err"
 	insmod "$ko"
 	echo >>"$out/bench.txt"
-	NETGPU_VCPU_CLOCK=$out "$root/tools/bench/netgpu.sh" >>"$out/bench.txt" 2>>"$out/bench.err"
+	"$root/tools/bench/netgpu.sh" >>"$out/bench.txt" 2>>"$out/bench.err"
 	touch "$out/done"
 	exit 0
 fi
