@@ -3,8 +3,9 @@
 //! Receive coalescing of netgpu-sim's "hardware" (`NETIF_F_GRO_HW`, `ethtool -K DEV
 //! rx-gro-hw on|off`), as NICs do it (bnxt TPA, mlx5 SHAMPO): in-order TCP segments of one
 //! flow that follow each other in an RX ring become one skb, with the first segment's
-//! headers, every payload as fragments, and GSO metadata, so the stack sees the segments
-//! (and can segment the skb again when it forwards it) but pays its per-packet costs once.
+//! headers, the payloads packed back to back into fragments, and GSO metadata, so the
+//! stack sees the segments (and can segment the skb again when it forwards it) but pays its
+//! per-packet costs once.
 //!
 //! The merge rules are software GRO's (`tcp_gro_receive()`, `inet_gro_receive()`,
 //! `ipv6_gro_receive()`): headers identical but for lengths, checksums, the IPv4 ID, which

@@ -113,6 +113,20 @@ struct Rx {
     /// Payloads go to the data pool.
     split: bool,
     frags: usize,
+    /// Bytes free after the data of the last fragment in its buffer, a netmem this skb
+    /// alone holds: the run's next payload is packed there, as NICs that coalesce pack
+    /// payloads (mlx5 SHAMPO). The fragments' truesize so far counts only the bytes
+    /// written; [`RxQueue::complete`] adds this rest of the last buffer.
+    room: usize,
+    /// The DMA address of that free space.
+    tail: u64,
+}
+
+impl Rx {
+    /// How many fragments `n` more payload bytes add.
+    fn frags_for(&self, n: usize) -> usize {
+        n.saturating_sub(self.room).div_ceil(PAGE_SIZE)
+    }
 }
 
 /// One RX queue.
@@ -391,6 +405,8 @@ impl RxQueue {
             head_len,
             split,
             frags: 0,
+            room: 0,
+            tail: 0,
         };
         // On error, dropping `rx` frees the skb and the fragments added.
         self.add_frags(s, &mut rx, wire, head_len).ok()?;
@@ -415,8 +431,9 @@ impl RxQueue {
     }
 
     /// Appends bytes `from..` of wire frame `wire` to `rx` as fragments: data pool netmems if
-    /// the frame is split, else header pool pages. On error (counted) the fragments added so
-    /// far stay attached, so freeing the skb frees them.
+    /// the frame is split, else header pool pages, filling the last fragment's buffer first.
+    /// On error (counted) the fragments added so far stay attached, so freeing the skb frees
+    /// them.
     fn add_frags(&self, s: &PortState, rx: &mut Rx, wire: &Skb, from: usize) -> Result {
         let len = wire.len() as usize;
         let pool = if rx.split {
@@ -426,6 +443,27 @@ impl RxQueue {
         };
         let mut off = from;
         let mut unreadable = false;
+        if rx.room > 0 && off < len {
+            let chunk = (len - off).min(rx.room);
+            let written = self.dma(&s.pair, rx.tail, wire, off, chunk);
+            // SAFETY: the last fragment's buffer is ours and has `room` bytes free after its
+            // data (`Rx::room`), where the DMA engine just wrote `chunk` of them.
+            unsafe {
+                bindings::skb_coalesce_rx_frag(
+                    rx.skb.as_raw(),
+                    rx.frags as c_int - 1,
+                    chunk as c_int,
+                    chunk as u32,
+                );
+            }
+            rx.room -= chunk;
+            rx.tail += chunk as u64;
+            if written.is_err() {
+                self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
+                return Err(EIO);
+            }
+            off += chunk;
+        }
         while off < len {
             let chunk = (len - off).min(PAGE_SIZE);
             // SAFETY: `pool` is one of this queue's live pools.
@@ -448,10 +486,12 @@ impl RxQueue {
                     nm,
                     0,
                     chunk as c_int,
-                    PAGE_SIZE as u32,
+                    chunk as u32,
                 );
             }
             rx.frags += 1;
+            rx.room = PAGE_SIZE - chunk;
+            rx.tail = dma + chunk as u64;
             if written.is_err() {
                 self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
                 return Err(EIO);
@@ -497,7 +537,7 @@ impl RxQueue {
             *done += 1;
             let winfo = WireInfo::load(wire.cb());
             let len = wire.len() as usize;
-            let fits = len.div_ceil(PAGE_SIZE) + rx.frags <= MAX_FRAGS;
+            let fits = rx.frags_for(len.saturating_sub(hdr_len)) + rx.frags <= MAX_FRAGS;
             let merged = winfo.l4
                 && winfo.hdr_len == info.hdr_len
                 && fits
@@ -523,6 +563,9 @@ impl RxQueue {
         run: Option<&Run>,
     ) -> *mut bindings::sk_buff {
         let skb = rx.skb.as_raw();
+        // SAFETY: our skb, not yet handed on: the rest of its last buffer, which nothing
+        // else will fill, counts toward its truesize.
+        unsafe { (*skb).truesize += rx.room as u32 };
         let run = run.filter(|r| r.segs() > 1);
         if let Some(run) = run {
             // SAFETY: the head holds the first frame's headers (`head_len` >= `hdr_len`),
