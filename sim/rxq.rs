@@ -84,6 +84,11 @@ pub(crate) struct RxStats {
     /// buffers: CPU time that a hardware NIC does not cost, for benchmarks to tell apart.
     /// Estimated from one write in [`DMA_TIMING_EVERY`].
     pub(crate) dma_ns: AtomicU64,
+    /// Nanoseconds NAPI spent in this driver's poll outside the stack's calls
+    /// (`napi_gro_receive()`, `napi_complete_done()`): the emulated hardware (DMA
+    /// included) and the driver, what the device itself costs per frame. Estimated from
+    /// one poll in [`POLL_TIMING_EVERY`].
+    pub(crate) driver_ns: AtomicU64,
     /// Coalesced packets handed to the stack (`NETIF_F_GRO_HW`), and their bytes.
     pub(crate) hw_gro_packets: AtomicU64,
     pub(crate) hw_gro_bytes: AtomicU64,
@@ -96,6 +101,8 @@ pub(crate) struct RxStats {
 
 /// One DMA write in this many is timed for the `dma_ns` counter.
 const DMA_TIMING_EVERY: u32 = 8;
+/// One NAPI poll in this many is timed for the `driver_ns` counter.
+const POLL_TIMING_EVERY: u32 = 8;
 /// Most fragments of an skb: what one coalesced run can fill.
 const MAX_FRAGS: usize = bindings::MAX_SKB_FRAGS as usize;
 const NETIF_F_GRO_HW: u64 = 1 << bindings::NETIF_F_GRO_HW_BIT;
@@ -159,6 +166,8 @@ pub(crate) struct RxQueue {
     irq_masked: AtomicBool,
     /// DMA writes so far, to pick the ones to time.
     dma_writes: AtomicU32,
+    /// Polls so far, to pick the ones to time.
+    polls: AtomicU32,
     stats: RxStats,
 }
 
@@ -191,6 +200,7 @@ impl RxQueue {
                 throttled: AtomicBool::new(false),
                 irq_masked: AtomicBool::new(false),
                 dma_writes: AtomicU32::new(0),
+                polls: AtomicU32::new(0),
                 stats: RxStats::default(),
             }),
             GFP_KERNEL,
@@ -631,21 +641,63 @@ impl RxQueue {
     /// [`DMA_TIMING_EVERY`] is timed and stands for all of them, as reading the clock around
     /// every write costs a sizeable share of what it measures.
     fn dma(&self, pair: &Pair, dma: u64, wire: &Skb, off: usize, len: usize) -> Result {
-        // NAPI is this counter's only writer.
-        let n = self.dma_writes.load(Ordering::Relaxed);
-        self.dma_writes.store(n.wrapping_add(1), Ordering::Relaxed);
-        if n % DMA_TIMING_EVERY != 0 {
+        if !sample(&self.dma_writes, DMA_TIMING_EVERY) {
             return dma_write(pair, dma, wire, off, len);
         }
-        // SAFETY: reads the CPU's clock; no preconditions.
-        let start = unsafe { bindings::local_clock() };
+        let start = now_ns();
         let r = dma_write(pair, dma, wire, off, len);
-        // SAFETY: as above.
-        let ns = unsafe { bindings::local_clock() }.saturating_sub(start);
+        let ns = now_ns().saturating_sub(start);
         self.stats
             .dma_ns
             .fetch_add(ns * u64::from(DMA_TIMING_EVERY), Ordering::Relaxed);
         r
+    }
+}
+
+/// Whether to time this event of those `count` counts: one in `every`. NAPI is the
+/// counter's only writer.
+fn sample(count: &AtomicU32, every: u32) -> bool {
+    let n = count.load(Ordering::Relaxed);
+    count.store(n.wrapping_add(1), Ordering::Relaxed);
+    n % every == 0
+}
+
+/// The CPU's clock, in nanoseconds.
+fn now_ns() -> u64 {
+    // SAFETY: reads the CPU's clock; no preconditions.
+    unsafe { bindings::local_clock() }
+}
+
+/// Time one poll in [`POLL_TIMING_EVERY`] spends in the driver, outside the stack's calls.
+struct PollTimer {
+    start: u64,
+    stack: u64,
+}
+
+impl PollTimer {
+    fn new(q: &RxQueue) -> Option<Self> {
+        sample(&q.polls, POLL_TIMING_EVERY).then(|| PollTimer {
+            start: now_ns(),
+            stack: 0,
+        })
+    }
+
+    /// Runs `f`, a call into the stack, off the clock.
+    fn stack<R>(timer: &mut Option<Self>, f: impl FnOnce() -> R) -> R {
+        let Some(t) = timer else { return f() };
+        let start = now_ns();
+        let r = f();
+        t.stack += now_ns().saturating_sub(start);
+        r
+    }
+
+    fn finish(self, q: &RxQueue) {
+        let ns = now_ns()
+            .saturating_sub(self.start)
+            .saturating_sub(self.stack);
+        q.stats
+            .driver_ns
+            .fetch_add(ns * u64::from(POLL_TIMING_EVERY), Ordering::Relaxed);
     }
 }
 
@@ -692,6 +744,7 @@ extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
     let Some(s) = port::state(dev) else {
         return 0;
     };
+    let mut timer = PollTimer::new(q);
     let coalescing = s.dev().features() & NETIF_F_GRO_HW != 0;
     let mut done = 0;
     // A frame dequeued while coalescing that did not continue the run: the next to receive.
@@ -735,12 +788,17 @@ extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
         wire.consume_in_napi(budget);
         let skb = q.complete(s, rx, &info, run.as_ref());
         // SAFETY: a complete skb, handed to GRO on our NAPI instance.
-        unsafe { bindings::napi_gro_receive(napi, skb) };
+        PollTimer::stack(&mut timer, || unsafe {
+            bindings::napi_gro_receive(napi, skb)
+        });
     }
     q.wake_senders(s);
     if done < budget {
         // SAFETY: we are the NAPI poll of `napi`.
-        if unsafe { bindings::napi_complete_done(napi, done) } {
+        let complete = PollTimer::stack(&mut timer, || unsafe {
+            bindings::napi_complete_done(napi, done)
+        });
+        if complete {
             q.unmask_irq();
         } else {
             // The core polls again (its deferral timer, or a busy poller): keep the
@@ -748,6 +806,9 @@ extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
             // store scheduled NAPI once more, which is harmless.
             q.irq_masked.store(true, Ordering::Relaxed);
         }
+    }
+    if let Some(t) = timer {
+        t.finish(q);
     }
     done
 }
