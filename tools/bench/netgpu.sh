@@ -37,7 +37,8 @@
 # "DMA engine", which copies every byte in all three modes (hardware does
 # that for free): the sim counts its time (ethtool -S rxN_dma_ns), and each
 # row also shows the receiver CPU without it, what a hardware NIC would
-# leave. Throughput is BYTES over the sender's elapsed time. Prints the
+# leave. "device" is the part of NAPI spent in the sim's poll outside the
+# stack's calls (rxN_driver_ns): emulated hardware, DMA included, and driver. Throughput is BYTES over the sender's elapsed time. Prints the
 # ratios netgpu/devmem and netgpu/copy, with and without the emulated DMA.
 # Needs what sim_lib.sh needs, NETGPU_NCDEVMEM, netgpu.ko loaded,
 # netgpu_recv on PATH and two vCPUs.
@@ -77,6 +78,17 @@ napi_ns() {
 
 # dma_ns: nanoseconds ngs1's emulated DMA engine spent so far
 dma_ns() { rx_total ngsb ngs1 dma_ns; }
+# drv_ns: nanoseconds ngs1's NAPI polls spent outside the stack's calls so far
+# (the device: emulated hardware, DMA included, and driver)
+drv_ns() { rx_total ngsb ngs1 driver_ns; }
+# frames: "WIRE_FRAMES SKBS" ngs1 received so far (a coalesced run is one skb)
+frames() {
+	local f w p
+	f=$(rx_total ngsb ngs1 packets)
+	w=$(rx_total ngsb ngs1 hw_gro_wire_packets)
+	p=$(rx_total ngsb ngs1 hw_gro_packets)
+	echo "$f $((f - w + p))"
+}
 
 # split_on: header/data split on with threshold 0 and RSS on queues 0-2,
 # as netgpu needs (ncdevmem changes the device settings as it goes)
@@ -104,7 +116,7 @@ ended() {
 # a per-byte cost (creating a 32 MiB udmabuf takes a sizeable share of a
 # 256 MiB receive here) and is left out for every receiver alike.
 run() {
-	local label=$1 port=$2 tpid rx b0 n0 d0 p0 h0 b1 n1 d1 p1 h1 el host=-1
+	local label=$1 port=$2 tpid rx b0 n0 d0 v0 p0 h0 f0 k0 b1 n1 d1 v1 p1 h1 f1 k1 el host=-1
 	shift 2
 	split_on
 	# netgpu_recv --hold waits for this pipe to close before its teardown
@@ -122,7 +134,8 @@ run() {
 	rx=$(pgrep -P "$tpid")
 	# Binding a queue restarts it, with a new NAPI thread: pin them now.
 	pin_napi "$RX_CPU" "$TX_CPU"
-	b0=$(cpu_busy "$RX_CPU") n0=$(napi_ns) d0=$(dma_ns) p0=$(proc_ns "$rx") h0=$(vcpu_ns "$RX_CPU")
+	b0=$(cpu_busy "$RX_CPU") n0=$(napi_ns) d0=$(dma_ns) v0=$(drv_ns) p0=$(proc_ns "$rx") h0=$(vcpu_ns "$RX_CPU")
+	read -r f0 k0 <<<"$(frames)"
 	/usr/bin/time -f "%e" -o "$t/tx" taskset -c "$TX_CPU" $A netgpu_traffic send tcp \
 		2001:db8::2 "$port" "$BYTES" --from "[2001:db8::1]:$port" >/dev/null 2>&1
 	for _ in $(seq 2400); do
@@ -131,7 +144,8 @@ run() {
 	done
 	ended "$t/$label.out" "$tpid" || kill "$rx" 2>/dev/null
 	h1=$(vcpu_ns "$RX_CPU")
-	b1=$(cpu_busy "$RX_CPU") n1=$(napi_ns) d1=$(dma_ns) p1=$(proc_ns "$rx")
+	b1=$(cpu_busy "$RX_CPU") n1=$(napi_ns) d1=$(dma_ns) v1=$(drv_ns) p1=$(proc_ns "$rx")
+	read -r f1 k1 <<<"$(frames)"
 	exec 7>&-
 	wait "$tpid"
 	rc=$?
@@ -145,7 +159,8 @@ run() {
 	[ -n "$h0" ] && [ -n "$h1" ] && host=$((h1 - h0))
 	awk -v l="$label" -v b="$BYTES" -v el="$el" -v rp="$((p1 - p0))" \
 		-v rb="$((b1 - b0))" -v napi="$((n1 - n0))" -v hz="$hz" \
-		-v dma="$((d1 - d0))" -v host="$host" 'BEGIN {
+		-v dma="$((d1 - d0))" -v drv="$((v1 - v0))" -v host="$host" \
+		-v fr="$((f1 - f0))" -v sk="$((k1 - k0))" 'BEGIN {
 		mbs = b / el / 1e6; gb = b / 1e9; d = dma / 1e9 / gb
 		busy = rb / hz; threads = (rp + napi) / 1e9
 		if (host >= 0) {
@@ -153,8 +168,8 @@ run() {
 		} else {
 			cpu = (busy > threads ? busy : threads) / gb; by = "guest"
 		}
-		printf "%-12s %7.3f Gbit/s  rx CPU %6.2f s/GB (%s), without the DMA %.2f  [process %.2f + NAPI %.2f, of it emulated DMA %.2f; CPU %d busy %.2f]\n",
-			l, mbs * 8 / 1000, cpu, by, cpu - d, rp / 1e9 / gb, napi / 1e9 / gb, d, '"$RX_CPU"', busy / gb
+		printf "%-12s %7.3f Gbit/s  rx CPU %6.2f s/GB (%s), without the DMA %.2f  [process %.2f + NAPI %.2f, of it device %.2f, of that emulated DMA %.2f; CPU %d busy %.2f; %.1f frames per skb]\n",
+			l, mbs * 8 / 1000, cpu, by, cpu - d, rp / 1e9 / gb, napi / 1e9 / gb, drv / 1e9 / gb, d, '"$RX_CPU"', busy / gb, (sk > 0 ? fr / sk : 0)
 		printf "%s %f %f %f\n", l, mbs, cpu, cpu - d >> "'"$t/rows"'"
 	}'
 }
