@@ -39,7 +39,7 @@ ynl_spec() { echo "--spec $KSRC/Documentation/netlink/specs/$1.yaml"; }
 # stat NS DEV NAME: one ethtool -S counter
 stat() { ip netns exec "$1" ethtool -S "$2" | awk -v k="$3:" '$1 == k { print $2 }'; }
 # rx_total NS DEV SUFFIX: sum of rxN_SUFFIX over queues
-rx_total() { ip netns exec "$1" ethtool -S "$2" | awk -v s="_$3:" 'index($1, s) && $1 ~ /^rx/ { t += $2 } END { printf "%.0f\n", t }'; }
+rx_total() { ip netns exec "$1" ethtool -S "$2" | awk -v s="$3" '$1 ~ ("^rx[0-9]+_" s ":$") { t += $2 } END { printf "%.0f\n", t }'; }
 hds() { # hds on|off: set tcp-data-split on ngs1 through ethtool netlink
 	local v=enabled
 	[ "$1" = off ] && v=disabled
