@@ -50,6 +50,11 @@ hds on
 thresh 64
 subtests ioctl_ $B netgpu_ioctl --sim ngs1 bind_hds_thresh_einval
 thresh 0
+# netgpu_ioctl attached generic XDP, which turned rx-gro-hw off for good
+# (dev_disable_gro_hw() clears it from the wanted features): turn it back
+# on, so the streams below are coalesced and packed like on a NIC nobody
+# ran XDP on.
+$B ethtool -K ngs1 rx-gro-hw on
 
 # start_stream NAME QUEUE BYTES RECV_ARGS...: netgpu_recv on QUEUE of ngs1
 # and, once it listens, netgpu_send of BYTES from ngsa, both in the
