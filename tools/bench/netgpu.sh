@@ -38,7 +38,8 @@
 # that for free): the sim counts its time (ethtool -S rxN_dma_ns), and each
 # row also shows the receiver CPU without it, what a hardware NIC would
 # leave. "device" is the part of NAPI spent in the sim's poll outside the
-# stack's calls (rxN_driver_ns): emulated hardware, DMA included, and driver. Throughput is BYTES over the sender's elapsed time. Prints the
+# stack's calls (rxN_driver_ns): emulated hardware, DMA included, and
+# driver. Throughput is BYTES over the sender's elapsed time. Prints the
 # ratios netgpu/devmem and netgpu/copy, with and without the emulated DMA.
 # Needs what sim_lib.sh needs, NETGPU_NCDEVMEM, netgpu.ko loaded,
 # netgpu_recv on PATH and two vCPUs.
@@ -83,11 +84,11 @@ dma_ns() { rx_total ngsb ngs1 dma_ns; }
 drv_ns() { rx_total ngsb ngs1 driver_ns; }
 # frames: "WIRE_FRAMES SKBS" ngs1 received so far (a coalesced run is one skb)
 frames() {
-	local f w p
-	f=$(rx_total ngsb ngs1 packets)
-	w=$(rx_total ngsb ngs1 hw_gro_wire_packets)
-	p=$(rx_total ngsb ngs1 hw_gro_packets)
-	echo "$f $((f - w + p))"
+	$B ethtool -S ngs1 | awk '
+		$1 ~ /^rx[0-9]+_packets:$/ { f += $2 }
+		$1 ~ /^rx[0-9]+_hw_gro_wire_packets:$/ { w += $2 }
+		$1 ~ /^rx[0-9]+_hw_gro_packets:$/ { p += $2 }
+		END { printf "%.0f %.0f\n", f, f - w + p }'
 }
 
 # split_on: header/data split on with threshold 0 and RSS on queues 0-2,
