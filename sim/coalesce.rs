@@ -176,7 +176,7 @@ impl Segment {
 }
 
 /// A run of segments being merged into one skb.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Run {
     first: Segment,
     /// Segments merged so far, the first included.

@@ -27,7 +27,7 @@ const ETH_RSS_HASH_TOP: u8 = 1 << bindings::ETH_RSS_HASH_TOP_BIT;
 const HDS_UNKNOWN: u8 = bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_UNKNOWN as u8;
 const HDS_ENABLED: u8 = bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_ENABLED as u8;
 
-const RX_STATS: [&str; 13] = [
+const RX_STATS: [&str; 14] = [
     "packets",
     "bytes",
     "hds_packets",
@@ -38,6 +38,7 @@ const RX_STATS: [&str; 13] = [
     "alloc_fail_drops",
     "dma_ns",
     "driver_ns",
+    "engine_ns",
     "hw_gro_packets",
     "hw_gro_wire_packets",
     "irqs",
@@ -511,6 +512,7 @@ pub(crate) fn get_ethtool_stats(dev: &NetDev, data: &mut [u64]) {
             &x.alloc_fail,
             &x.dma_ns,
             &x.driver_ns,
+            &x.engine_ns,
             &x.hw_gro_packets,
             &x.hw_gro_wire_packets,
             &x.irqs,

@@ -172,10 +172,6 @@ impl Skb {
         NonNull::new(ptr).map(Skb)
     }
 
-    pub(crate) fn as_raw(&self) -> *mut bindings::sk_buff {
-        self.0.as_ptr()
-    }
-
     /// Gives up ownership.
     pub(crate) fn into_raw(self) -> *mut bindings::sk_buff {
         let p = self.0.as_ptr();
@@ -251,8 +247,8 @@ impl Drop for Skb {
 ///
 /// # Invariants
 ///
-/// The struct is zeroed, or was set up by `netif_napi_add_config_locked` (and may have been
-/// deleted since, which leaves it ready for another add). It lives in pinned memory: its
+/// The struct is zeroed, or was set up by `netif_napi_add_config_locked` or
+/// `netif_napi_add_weight_locked` (and may have been deleted since, which leaves it ready for another add). It lives in pinned memory: its
 /// address does not change while the device may use it.
 #[repr(transparent)]
 pub(crate) struct Napi(Opaque<bindings::napi_struct>);
@@ -298,6 +294,27 @@ impl Napi {
         };
     }
 
+    /// Adds the instance to `dev` with `poll` and `weight`, as an instance that serves no
+    /// RX queue (no NAPI config: its own ID, its own settings).
+    ///
+    /// # Safety
+    ///
+    /// The instance is not added (zeroed, or deleted since it was). `poll` may be called
+    /// with the instance's pointer as long as it is added. The caller holds the instance
+    /// lock of `dev` (lockdep checks it).
+    pub(crate) unsafe fn add_tx_locked(
+        &self,
+        dev: &NetDev,
+        poll: unsafe extern "C" fn(*mut bindings::napi_struct, c_int) -> c_int,
+        weight: c_int,
+    ) {
+        // SAFETY: the device is allocated and the struct valid (type invariants); the rest
+        // is the caller's promise.
+        unsafe {
+            bindings::netif_napi_add_weight_locked(dev.as_raw(), self.0.get(), Some(poll), weight)
+        };
+    }
+
     /// Enables the instance.
     ///
     /// # Safety
@@ -329,15 +346,16 @@ impl Napi {
         unsafe { bindings::__netif_napi_del_locked(self.0.get()) };
     }
 
-    /// Schedules a poll, if the instance is enabled.
+    /// Schedules a poll, if the instance is enabled and not scheduled yet; returns whether
+    /// it did.
     ///
     /// # Safety
     ///
     /// The instance is added: scheduling an added NAPI that is not enabled is a no-op, but
     /// a zeroed one would be queued without a poll function.
-    pub(crate) unsafe fn schedule(&self) {
+    pub(crate) unsafe fn schedule(&self) -> bool {
         // SAFETY: the caller's promise.
-        unsafe { bindings::napi_schedule(self.0.get()) };
+        unsafe { bindings::napi_schedule(self.0.get()) }
     }
 }
 

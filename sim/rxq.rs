@@ -1,19 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! RX queues of netgpu-sim: the descriptor ring the peer's transmit posts frames to, the
-//! NAPI poll that turns them into skbs like a header/data-split NIC, the page pools, and the
-//! queue control: open, close, and the memory, start and stop of the queue management API
-//! (`netdev_queue_mgmt_ops`) that memory providers use to restart a queue with their own
-//! buffers. The API's C callbacks are in [`crate::queue_ops`]; the control methods call C
-//! only through the wrappers of [`crate::netdev`] and the small helpers at the end of this
-//! file.
+//! RX queues of netgpu-sim: the wire ring the peer's transmit posts frames to, the "NIC
+//! engine" that receives them into buffers the driver posted, the driver's NAPI poll that
+//! turns its completions into skbs, the page pools, and the queue control: open, close, and
+//! the memory, start and stop of the queue management API (`netdev_queue_mgmt_ops`) that
+//! memory providers use to restart a queue with their own buffers. The API's C callbacks are
+//! in [`crate::queue_ops`]; the control methods call C only through the wrappers of
+//! [`crate::netdev`] and the small helpers at the end of this file.
 //!
-//! With header/data split on, the L2-L4 headers of a TCP or UDP frame go to a page from the
-//! queue's header pool (the skb's linear part) and the payload to netmems from its data pool,
-//! which may belong to a memory provider (devmem TCP, io_uring zcrx, netgpu). The payload is
-//! written through the netmem's DMA address, the way a NIC's DMA engine would: resolve the
-//! bus address to memory and copy from the wire. Without split, or for frames with nothing to
-//! split, the whole frame lands in header pool pages.
+//! A queue works like a NIC's, in two halves:
+//! - **The engine** (the NIC's hardware) runs in its own NAPI instance, a TX-style one with
+//!   no queue of its own, which the peer's transmit schedules. It takes frames off the wire
+//!   ring (the peer's transmit parsed and steered them), writes each into buffers the driver
+//!   posted, the way a NIC's DMA engine would (resolve the bus address to memory and copy
+//!   from the wire), merges the segments of a TCP flow into one packet
+//!   ([`crate::coalesce`]), writes a completion entry per packet and raises the queue's
+//!   "interrupt". With header/data split on, the L2-L4 headers go to a buffer of the queue's
+//!   header pool (the skb's linear part) and the payload to netmems of its data pool, which
+//!   may belong to a memory provider (devmem TCP, io_uring zcrx, netgpu). Without split, or
+//!   for frames with nothing to split, the whole frame lands in header pool pages. The engine
+//!   also completes the transmission of the peer's frame, as the sending NIC would.
+//! - **The driver**, the queue's NAPI poll, builds an skb per completion over the buffers
+//!   named in it, hands it to GRO, and posts fresh buffers from the page pools.
+//!
+//! Because the engine is a NAPI instance of its own, it runs where its thread (threaded
+//! NAPI) or the transmitting CPU puts it, not on the CPU that receives: a hardware NIC's
+//! work costs the receiving host nothing, and benchmarks can place the engine elsewhere.
+//!
+//! Locking: each queue's `hw` lock (interrupts off) guards the posted buffers and the
+//! completion ring shared by its engine and its driver. It is a leaf lock: nothing else is
+//! taken, and no page pool is called, while it is held.
 
 use core::ffi::c_int;
 use core::ptr;
@@ -21,7 +37,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use kernel::bindings;
 use kernel::prelude::*;
-use kernel::sync::rcu;
+use kernel::sync::{new_spinlock_irq, rcu, SpinLockIrq};
 use kernel::types::Opaque;
 
 use crate::coalesce::{Run, Segment};
@@ -34,9 +50,14 @@ const HEADROOM: usize = 64;
 /// Bytes of a header page usable for frame data when it becomes an skb head.
 const HEAD_CAP: usize =
     PAGE_SIZE - HEADROOM - ((core::mem::size_of::<bindings::skb_shared_info>() + 63) & !63);
+/// Buffers the driver keeps posted per pool, and completion entries per queue.
+const POSTED: usize = 256;
+const CQ_ENTRIES: usize = 256;
+/// Most buffers one frame takes from a pool: a 9000-byte MTU frame spans three pages.
+const FRAME_BUFS: usize = 4;
 
 /// What the transmit side learned about a frame, kept in the wire skb's control block.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub(crate) struct WireInfo {
     pub(crate) hash: u32,
     /// Where the payload starts, 0 if the frame has no TCP/UDP header to split after.
@@ -78,61 +99,220 @@ pub(crate) struct RxStats {
     pub(crate) by_rule: AtomicU64,
     /// Frames dropped because the ring was full.
     pub(crate) ring_full: AtomicU64,
-    /// Frames dropped because a buffer could not be allocated.
+    /// Frames dropped because no buffer was posted for them (the pools had none), or one
+    /// could not be written or built into an skb.
     pub(crate) alloc_fail: AtomicU64,
     /// Nanoseconds the emulated DMA engine spent writing frames into this queue's
     /// buffers: CPU time that a hardware NIC does not cost, for benchmarks to tell apart.
     /// Estimated from one write in [`DMA_TIMING_EVERY`].
     pub(crate) dma_ns: AtomicU64,
-    /// Nanoseconds NAPI spent in this driver's poll outside the stack's calls
-    /// (`napi_gro_receive()`, `napi_complete_done()`): the emulated hardware (DMA
-    /// included) and the driver, what the device itself costs per frame. Estimated from
-    /// one poll in [`POLL_TIMING_EVERY`].
+    /// Nanoseconds the driver's NAPI poll spent outside the stack's calls
+    /// (`napi_gro_receive()`, `napi_complete_done()`): building skbs from completions and
+    /// posting buffers, what the driver costs the receiving CPU. Estimated from one poll in
+    /// [`POLL_TIMING_EVERY`].
     pub(crate) driver_ns: AtomicU64,
+    /// Nanoseconds the engine's polls took: the emulated hardware, DMA included, which
+    /// runs in its own NAPI instance. Estimated from one poll in [`POLL_TIMING_EVERY`].
+    pub(crate) engine_ns: AtomicU64,
     /// Coalesced packets handed to the stack (`NETIF_F_GRO_HW`), and their bytes.
     pub(crate) hw_gro_packets: AtomicU64,
     pub(crate) hw_gro_bytes: AtomicU64,
     /// Wire frames coalesced into them, and their bytes.
     pub(crate) hw_gro_wire_packets: AtomicU64,
     pub(crate) hw_gro_wire_bytes: AtomicU64,
-    /// "Interrupts": posted frames that scheduled NAPI (unmasked, and NAPI idle).
+    /// "Interrupts": completions that scheduled the driver's NAPI (unmasked, and NAPI idle).
     pub(crate) irqs: AtomicU64,
 }
 
 /// One DMA write in this many is timed for the `dma_ns` counter.
 const DMA_TIMING_EVERY: u32 = 8;
-/// One NAPI poll in this many is timed for the `driver_ns` counter.
+/// One NAPI poll in this many is timed for the `driver_ns` and `engine_ns` counters.
 const POLL_TIMING_EVERY: u32 = 8;
 /// Most fragments of an skb: what one coalesced run can fill.
 const MAX_FRAGS: usize = bindings::MAX_SKB_FRAGS as usize;
 const NETIF_F_GRO_HW: u64 = 1 << bindings::NETIF_F_GRO_HW_BIT;
+/// Weight of the engine's NAPI instance (`NAPI_POLL_WEIGHT`).
+const ENGINE_WEIGHT: c_int = 64;
 
-/// An skb the NAPI poll is building. Dropping it frees the skb and its fragments.
+/// A bounded FIFO over a fixed array.
+struct Ring<T: Copy> {
+    slots: KVVec<T>,
+    head: usize,
+    len: usize,
+}
+
+impl<T: Copy> Ring<T> {
+    fn new(cap: usize, fill: T) -> Result<Self> {
+        let mut slots = KVVec::with_capacity(cap, GFP_KERNEL)?;
+        for _ in 0..cap {
+            slots.push(fill, GFP_KERNEL)?;
+        }
+        Ok(Ring {
+            slots,
+            head: 0,
+            len: 0,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn space(&self) -> usize {
+        self.slots.len() - self.len
+    }
+
+    fn push(&mut self, v: T) -> bool {
+        let cap = self.slots.len();
+        match self.slots.get_mut((self.head + self.len) % cap.max(1)) {
+            Some(slot) if self.len < cap => {
+                *slot = v;
+                self.len += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        let v = *self.slots.get(self.head)?;
+        self.head = (self.head + 1) % self.slots.len();
+        self.len -= 1;
+        Some(v)
+    }
+}
+
+/// A buffer of a packet: a netmem and the bytes written to it from its start.
+#[derive(Clone, Copy, Default)]
+struct Frag {
+    netmem: bindings::netmem_ref,
+    len: u32,
+}
+
+/// Segmentation offload metadata of a coalesced packet.
+#[derive(Clone, Copy)]
+struct Gso {
+    mss: u16,
+    segs: u16,
+    v6: bool,
+    /// Where the TCP header starts in the head buffer.
+    csum_start: u16,
+}
+
+/// A completion entry: one packet (a frame, or a coalesced run of them) the engine wrote.
+#[derive(Clone, Copy)]
+struct Cqe {
+    /// The header pool page holding the skb head: headroom, then `head_len` bytes.
+    head: usize,
+    head_len: u32,
+    /// The rest of the packet: data pool netmems if `split`, else header pool pages.
+    frags: [Frag; MAX_FRAGS],
+    nr_frags: u8,
+    split: bool,
+    /// Bytes free after the data of the last fragment, which the packet's truesize counts.
+    room: u32,
+    info: WireInfo,
+    gso: Option<Gso>,
+}
+
+impl Cqe {
+    const EMPTY: Cqe = Cqe {
+        head: 0,
+        head_len: 0,
+        frags: [Frag { netmem: 0, len: 0 }; MAX_FRAGS],
+        nr_frags: 0,
+        split: false,
+        room: 0,
+        info: WireInfo {
+            hash: 0,
+            hdr_len: 0,
+            l4: false,
+            by_rule: false,
+        },
+        gso: None,
+    };
+
+    fn frags(&self) -> &[Frag] {
+        &self.frags[..usize::from(self.nr_frags).min(MAX_FRAGS)]
+    }
+}
+
+/// What the engine and the driver of a queue share, under its `hw` lock.
+struct Hw {
+    /// Posted header pool pages (`struct page` addresses).
+    hdr: Ring<usize>,
+    /// Posted data pool netmems.
+    data: Ring<bindings::netmem_ref>,
+    cq: Ring<Cqe>,
+    /// The engine found too few posted buffers for its next frame: the driver posts more
+    /// and schedules the engine again.
+    starved: bool,
+    /// The driver could post nothing while the engine starved: the engine drops frames
+    /// (counted) until buffers come back, as a NIC with no descriptors left does.
+    no_buffers: bool,
+    /// The engine found the completion ring full.
+    cq_full: bool,
+}
+
+impl Hw {
+    fn new() -> Result<Self> {
+        Ok(Hw {
+            hdr: Ring::new(POSTED, 0)?,
+            data: Ring::new(POSTED, 0)?,
+            cq: Ring::new(CQ_ENTRIES, Cqe::EMPTY)?,
+            starved: false,
+            no_buffers: false,
+            cq_full: false,
+        })
+    }
+}
+
+/// Buffers the engine took for one frame.
+struct Bufs {
+    hdr: [usize; FRAME_BUFS],
+    nr_hdr: usize,
+    data: [bindings::netmem_ref; FRAME_BUFS],
+    nr_data: usize,
+}
+
+enum Take {
+    Got(Bufs),
+    /// Not enough buffers or completion entries: the frame waits on the ring.
+    Wait,
+    /// No buffers to be had: the frame is dropped.
+    Drop,
+}
+
+/// The packet the engine is writing.
 ///
 /// # Invariants
 ///
-/// `skb` is built over the header pool page at `head` (headroom, then `head_len` bytes of
-/// the first frame), with `frags` fragments.
-struct Rx {
-    skb: Skb,
-    head: *mut u8,
-    head_len: usize,
-    /// Payloads go to the data pool.
-    split: bool,
-    frags: usize,
-    /// Bytes free after the data of the last fragment in its buffer, a netmem this skb
-    /// alone holds: the run's next payload is packed there, as NICs that coalesce pack
-    /// payloads (mlx5 SHAMPO). The fragments' truesize so far counts only the bytes
-    /// written; [`RxQueue::complete`] adds this rest of the last buffer.
-    room: usize,
-    /// The DMA address of that free space.
+/// `va` is the kernel address of the header pool page `cqe.head`, which only this packet
+/// holds until its completion is written.
+struct Open {
+    cqe: Cqe,
+    va: *mut u8,
+    run: Option<Run>,
+    /// The DMA address of the free space after the last fragment's data (`cqe.room` bytes).
     tail: u64,
+    /// A write failed: the packet is dropped when it completes.
+    failed: bool,
 }
 
-impl Rx {
-    /// How many fragments `n` more payload bytes add.
-    fn frags_for(&self, n: usize) -> usize {
-        n.saturating_sub(self.room).div_ceil(PAGE_SIZE)
+impl Open {
+    /// How many buffers `n` more payload bytes take.
+    fn bufs_for(&self, n: usize) -> usize {
+        n.saturating_sub(self.cqe.room as usize).div_ceil(PAGE_SIZE)
+    }
+
+    /// The first frame's headers, as the engine wrote them to the head buffer.
+    fn first_hdr(&self) -> &[u8] {
+        // SAFETY: the head page is this packet's alone (type invariant); `head_len` bytes
+        // after the headroom were written.
+        unsafe { core::slice::from_raw_parts(self.va.add(HEADROOM), self.cqe.head_len as usize) }
     }
 }
 
@@ -140,34 +320,39 @@ impl Rx {
 ///
 /// # Invariants
 ///
-/// `ring` is an initialized `sk_buff_head`. `napi` is zeroed until the queue is first
-/// opened, and changes only through [`Napi`]'s methods; it is registered with the device
-/// while the queue is open (`napi_added`), and enabled from `start` to `stop`, which the
-/// control path calls only on open queues, alternately, under the instance lock.
+/// `ring` is an initialized `sk_buff_head`. `napi` and `engine` are zeroed until the queue
+/// is first opened, and change only through [`Napi`]'s methods; they are registered with the
+/// device while the queue is open (`napi_added`), and enabled from `start` to `stop`, which
+/// the control path calls only on open queues, alternately, under the instance lock.
 /// `hdr_pool`/`data_pool` are null or page pools owned by this queue (from
-/// [`PagePool::into_raw`]), used by NAPI only while it is enabled. `index` is below the
-/// device's number of RX queues.
+/// [`PagePool::into_raw`]), used by the NAPI instances only while they are enabled; the
+/// buffers in `hw` come from them. `index` is below the device's number of RX queues.
 #[repr(C)]
 #[pin_data]
 pub(crate) struct RxQueue {
     #[pin]
     napi: Opaque<bindings::napi_struct>,
     #[pin]
+    engine: Opaque<bindings::napi_struct>,
+    #[pin]
     ring: Opaque<bindings::sk_buff_head>,
+    #[pin]
+    hw: SpinLockIrq<Hw>,
     index: u32,
     hdr_pool: AtomicPtr<bindings::page_pool>,
     data_pool: AtomicPtr<bindings::page_pool>,
     napi_added: AtomicBool,
     /// A peer TX queue was stopped because this ring filled up.
     throttled: AtomicBool,
-    /// The queue's "interrupt" is masked: posting a frame does not schedule NAPI. A
-    /// driver leaves it masked when `napi_complete_done()` says the core will poll again
-    /// (IRQ deferral, `napi_defer_hard_irqs` and `gro_flush_timeout`; busy polling).
+    /// The queue's "interrupt" is masked: a completion does not schedule NAPI. A driver
+    /// leaves it masked when `napi_complete_done()` says the core will poll again (IRQ
+    /// deferral, `napi_defer_hard_irqs` and `gro_flush_timeout`; busy polling).
     irq_masked: AtomicBool,
     /// DMA writes so far, to pick the ones to time.
     dma_writes: AtomicU32,
-    /// Polls so far, to pick the ones to time.
+    /// Driver and engine polls so far, to pick the ones to time.
     polls: AtomicU32,
+    engine_polls: AtomicU32,
     stats: RxStats,
 }
 
@@ -188,11 +373,14 @@ pub(crate) struct QueueMem {
 
 impl RxQueue {
     pub(crate) fn new(index: u32) -> Result<Pin<KBox<Self>>> {
+        let hw = Hw::new()?;
         KBox::pin_init(
             pin_init!(RxQueue {
                 napi <- Opaque::zeroed(),
+                engine <- Opaque::zeroed(),
                 // SAFETY: `skb_queue_head_init` initializes the list and its lock.
                 ring <- Opaque::ffi_init(|p| unsafe { bindings::skb_queue_head_init(p) }),
+                hw <- new_spinlock_irq!(hw, "netgpu_sim_rxq_hw"),
                 index,
                 hdr_pool: AtomicPtr::new(ptr::null_mut()),
                 data_pool: AtomicPtr::new(ptr::null_mut()),
@@ -201,6 +389,7 @@ impl RxQueue {
                 irq_masked: AtomicBool::new(false),
                 dma_writes: AtomicU32::new(0),
                 polls: AtomicU32::new(0),
+                engine_polls: AtomicU32::new(0),
                 stats: RxStats::default(),
             }),
             GFP_KERNEL,
@@ -217,7 +406,7 @@ impl RxQueue {
     }
 
     /// Transmit side of the wire: posts `skb` to this queue's ring, or drops it if the ring
-    /// is full. Stops the sender's TX queue when the ring fills up; NAPI wakes it.
+    /// is full. Stops the sender's TX queue when the ring fills up; the engine wakes it.
     pub(crate) fn post(
         &self,
         mut skb: Skb,
@@ -237,32 +426,36 @@ impl RxQueue {
             self.throttled.store(true, Ordering::SeqCst);
             tx.stops.fetch_add(1, Ordering::Relaxed);
             txq.stop();
-            // Pairs with the barrier in `poll`: either NAPI sees `throttled`, or we see the
-            // ring it drained.
+            // Pairs with the barrier in `wake_senders`: either the engine sees `throttled`,
+            // or we see the ring it drained.
             core::sync::atomic::fence(Ordering::SeqCst);
             if self.ring_len() < ring_size / 2 {
                 txq.wake();
             }
         }
-        // Pairs with the fence in `unmask_irq`: either it sees the frame, or we see the
-        // interrupt unmasked.
+        self.schedule_engine();
+    }
+
+    /// Unmasks the queue's interrupt, raising it for completions written while it was
+    /// masked.
+    fn unmask_irq(&self) {
+        self.irq_masked.store(false, Ordering::Relaxed);
+        core::sync::atomic::fence(Ordering::SeqCst);
+        if self.hw.lock().cq.len() > 0 {
+            self.schedule_napi();
+        }
+    }
+
+    /// Raises the queue's interrupt for new completions, unless it is masked.
+    fn raise_irq(&self) {
+        // Pairs with the fence in `unmask_irq`: either it sees the completion, or we see
+        // the interrupt unmasked.
         core::sync::atomic::fence(Ordering::SeqCst);
         if self.irq_masked.load(Ordering::Relaxed) {
             return;
         }
-        // SAFETY: the NAPI instance is initialized (zeroed, or added); scheduling a NAPI
-        // that is not enabled is a no-op.
-        if unsafe { bindings::napi_schedule(self.napi.get()) } {
+        if self.schedule_napi() {
             self.stats.irqs.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Unmasks the queue's interrupt, raising it for frames posted while it was masked.
-    fn unmask_irq(&self) {
-        self.irq_masked.store(false, Ordering::Relaxed);
-        core::sync::atomic::fence(Ordering::SeqCst);
-        if self.ring_len() > 0 {
-            self.schedule_napi();
         }
     }
 
@@ -329,19 +522,27 @@ impl RxQueue {
         self.install_pools(mem);
         self.enable_napi(s.dev());
         // Frames may have been posted while the queue was stopped, and a deferral that
-        // was pending when it stopped ended with it.
+        // was pending when it stopped ended with it. The driver posts buffers at once.
         self.unmask_irq();
+        self.schedule_napi();
+        self.schedule_engine();
     }
 
-    /// Disables NAPI and moves the pools into `mem`.
+    /// Disables NAPI, gives the posted and completed buffers back to the pools, and moves
+    /// the pools into `mem`.
     pub(crate) fn stop(&self, s: &PortState, mem: &mut QueueMem) {
         self.disable_napi(s.dev());
+        self.give_back_all();
         self.take_pools(mem);
     }
 
-    /// Wakes the peer TX queues this ring stopped.
+    /// Wakes the peer TX queues this ring stopped, once it is at most half full. A ring
+    /// fuller than that is the engine's to drain: it polls again.
     fn wake_senders(&self, s: &PortState) {
         core::sync::atomic::fence(Ordering::SeqCst);
+        if self.ring_len() >= s.rings.rx.load(Ordering::Relaxed) / 2 {
+            return;
+        }
         if !self.throttled.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -355,73 +556,6 @@ impl RxQueue {
                 q.wake();
             }
         }
-    }
-
-    /// Starts the received skb for wire frame `wire`, or `None` (counted) on failure: the
-    /// head in a header pool page, the rest of the frame in fragments.
-    fn receive(&self, s: &PortState, wire: &Skb, info: &WireInfo) -> Option<Rx> {
-        let len = wire.len() as usize;
-        let hds = s.rings.hds.load(Ordering::Relaxed)
-            == bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_ENABLED as u8;
-        let thresh = s.rings.hds_thresh.load(Ordering::Relaxed) as usize;
-        let hdr_len = usize::from(info.hdr_len);
-        let split = hds && hdr_len > 0 && hdr_len < len && len - hdr_len > thresh;
-        let head_len = if split { hdr_len } else { len.min(HEAD_CAP) };
-        let hdr_pool = self.hdr_pool.load(Ordering::Acquire);
-        let pair = &*s.pair;
-
-        // The head: a header pool page.
-        // SAFETY: `hdr_pool` is this queue's live pool while NAPI runs.
-        let page = unsafe {
-            bindings::page_pool_alloc_pages(hdr_pool, bindings::GFP_ATOMIC | bindings::__GFP_NOWARN)
-        };
-        if page.is_null() {
-            self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        // SAFETY: `page` comes from a DMA-mapping pool.
-        let netmem = unsafe { bindings::page_to_netmem(page) };
-        // SAFETY: as above.
-        let dma = unsafe { bindings::page_pool_get_dma_addr_netmem(netmem) };
-        if self
-            .dma(pair, dma + HEADROOM as u64, wire, 0, head_len)
-            .is_err()
-        {
-            // SAFETY: the page is ours, from `hdr_pool`.
-            unsafe { bindings::page_pool_put_full_netmem(hdr_pool, netmem, false) };
-            self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        // SAFETY: the page is a lowmem page of PAGE_SIZE bytes.
-        let head = unsafe { bindings::page_address(page) };
-        // SAFETY: as above.
-        let raw = unsafe { bindings::napi_build_skb(head, PAGE_SIZE as u32) };
-        // SAFETY: null, or a new skb that is ours.
-        let Some(skb) = (unsafe { Skb::from_raw(raw) }) else {
-            // SAFETY: as above.
-            unsafe { bindings::page_pool_put_full_netmem(hdr_pool, netmem, false) };
-            self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
-            return None;
-        };
-        // SAFETY: fresh skb over the page: headroom, then the head bytes written above.
-        unsafe {
-            bindings::skb_mark_for_recycle(raw);
-            bindings::skb_reserve(raw, HEADROOM as c_int);
-            bindings::skb_put(raw, head_len as u32);
-        }
-        let mut rx = Rx {
-            skb,
-            head: head.cast(),
-            head_len,
-            split,
-            frags: 0,
-            room: 0,
-            tail: 0,
-        };
-        // On error, dropping `rx` frees the skb and the fragments added.
-        self.add_frags(s, &mut rx, wire, head_len).ok()?;
-        self.count(wire, info, split, hdr_len);
-        Some(rx)
     }
 
     /// Counts wire frame `wire` as received.
@@ -440,201 +574,324 @@ impl RxQueue {
         }
     }
 
-    /// Appends bytes `from..` of wire frame `wire` to `rx` as fragments: data pool netmems if
-    /// the frame is split, else header pool pages, filling the last fragment's buffer first.
-    /// On error (counted) the fragments added so far stay attached, so freeing the skb frees
-    /// them.
-    fn add_frags(&self, s: &PortState, rx: &mut Rx, wire: &Skb, from: usize) -> Result {
-        let len = wire.len() as usize;
-        let pool = if rx.split {
-            self.data_pool.load(Ordering::Acquire)
-        } else {
-            self.hdr_pool.load(Ordering::Acquire)
+    // ---- the engine ----
+
+    /// Takes `nr_hdr` header and `nr_data` data buffers for a frame, and for a new packet
+    /// (`new`) makes sure its completion entry will fit.
+    fn take(&self, nr_hdr: usize, nr_data: usize, new: bool) -> Take {
+        if nr_hdr > FRAME_BUFS || nr_data > FRAME_BUFS {
+            return Take::Drop;
+        }
+        let mut hw = self.hw.lock();
+        if new && hw.cq.space() == 0 {
+            hw.cq_full = true;
+            return Take::Wait;
+        }
+        if hw.hdr.len() < nr_hdr || hw.data.len() < nr_data {
+            hw.starved = true;
+            return if hw.no_buffers {
+                Take::Drop
+            } else {
+                Take::Wait
+            };
+        }
+        let mut b = Bufs {
+            hdr: [0; FRAME_BUFS],
+            nr_hdr,
+            data: [0; FRAME_BUFS],
+            nr_data,
         };
+        for h in b.hdr.iter_mut().take(nr_hdr) {
+            *h = hw.hdr.pop().unwrap_or(0);
+        }
+        for d in b.data.iter_mut().take(nr_data) {
+            *d = hw.data.pop().unwrap_or(0);
+        }
+        Take::Got(b)
+    }
+
+    /// Starts the packet for wire frame `wire`: the head in a header pool page, the rest of
+    /// the frame in fragments. `Err(())` leaves the frame for later (too few buffers or
+    /// completion entries); `Ok(None)` means it was dropped (counted).
+    fn begin(&self, s: &PortState, wire: &Skb, info: &WireInfo) -> Result<Option<Open>, ()> {
+        let len = wire.len() as usize;
+        let hds = s.rings.hds.load(Ordering::Relaxed)
+            == bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_ENABLED as u8;
+        let thresh = s.rings.hds_thresh.load(Ordering::Relaxed) as usize;
+        let hdr_len = usize::from(info.hdr_len);
+        let split = hds && hdr_len > 0 && hdr_len < len && len - hdr_len > thresh;
+        let head_len = if split { hdr_len } else { len.min(HEAD_CAP) };
+        let rest = (len - head_len).div_ceil(PAGE_SIZE);
+        let (nr_hdr, nr_data) = if split { (1, rest) } else { (1 + rest, 0) };
+        let b = match self.take(nr_hdr, nr_data, true) {
+            Take::Got(b) => b,
+            Take::Wait => return Err(()),
+            Take::Drop => {
+                self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+        };
+        let page = b.hdr[0] as *mut bindings::page;
+        // SAFETY: `page` is a posted header pool page, now ours: a lowmem page.
+        let va = unsafe { bindings::page_address(page) }.cast::<u8>();
+        // SAFETY: as above, from a DMA-mapping pool.
+        let dma =
+            unsafe { bindings::page_pool_get_dma_addr_netmem(bindings::page_to_netmem(page)) };
+        let mut o = Open {
+            cqe: Cqe {
+                head: b.hdr[0],
+                head_len: head_len as u32,
+                split,
+                info: *info,
+                ..Cqe::EMPTY
+            },
+            va,
+            run: None,
+            tail: 0,
+            failed: false,
+        };
+        o.failed = self
+            .dma(&s.pair, dma + HEADROOM as u64, wire, 0, head_len)
+            .is_err();
+        let frags: [bindings::netmem_ref; FRAME_BUFS] = if split {
+            b.data
+        } else {
+            let mut f = [0; FRAME_BUFS];
+            for (d, &h) in f.iter_mut().zip(b.hdr.iter().skip(1)) {
+                // SAFETY: a posted header pool page.
+                *d = unsafe { bindings::page_to_netmem(h as *mut bindings::page) };
+            }
+            f
+        };
+        let n = if split { b.nr_data } else { b.nr_hdr - 1 };
+        self.append(&s.pair, &mut o, wire, head_len, &frags[..n]);
+        if !o.failed {
+            self.count(wire, info, split, hdr_len);
+        }
+        if info.l4 {
+            o.run = Segment::parse(wire.linear(), hdr_len, len).and_then(Run::start);
+        }
+        Ok(Some(o))
+    }
+
+    /// Merges wire frame `wire` into the run of `o` if it continues it and buffers allow.
+    /// `Err(())` if it continues the run but has to wait for buffers.
+    fn merge(&self, s: &PortState, o: &mut Open, wire: &Skb, info: &WireInfo) -> Result<bool, ()> {
+        let Some(run) = o.run.as_ref() else {
+            return Ok(false);
+        };
+        if !info.l4 || info.hdr_len != o.cqe.info.hdr_len {
+            return Ok(false);
+        }
+        let hdr_len = usize::from(info.hdr_len);
+        let len = wire.len() as usize;
+        let need = o.bufs_for(len.saturating_sub(hdr_len));
+        if usize::from(o.cqe.nr_frags) + need > MAX_FRAGS {
+            return Ok(false);
+        }
+        let mut next = *run;
+        if !next.offer(o.first_hdr(), wire.linear(), len) {
+            return Ok(false);
+        }
+        let (nr_hdr, nr_data) = if o.cqe.split { (0, need) } else { (need, 0) };
+        let b = match self.take(nr_hdr, nr_data, false) {
+            Take::Got(b) => b,
+            Take::Wait => return Err(()),
+            // Ends the run; the frame starts a packet of its own, which drops it.
+            Take::Drop => return Ok(false),
+        };
+        let mut frags = [0; FRAME_BUFS];
+        if o.cqe.split {
+            frags = b.data;
+        } else {
+            for (d, &h) in frags.iter_mut().zip(b.hdr.iter()) {
+                // SAFETY: a posted header pool page.
+                *d = unsafe { bindings::page_to_netmem(h as *mut bindings::page) };
+            }
+        }
+        o.run = Some(next);
+        self.count(wire, info, o.cqe.split, hdr_len);
+        self.append(&s.pair, o, wire, hdr_len, &frags[..need]);
+        Ok(true)
+    }
+
+    /// Writes bytes `from..` of wire frame `wire` into `o`: first the free space after the
+    /// last fragment's data, then into `bufs`, which must be exactly the buffers the rest
+    /// takes. A failed write marks `o` failed (it keeps the buffers, to give them back).
+    fn append(
+        &self,
+        pair: &Pair,
+        o: &mut Open,
+        wire: &Skb,
+        from: usize,
+        bufs: &[bindings::netmem_ref],
+    ) {
+        let len = wire.len() as usize;
         let mut off = from;
         let mut unreadable = false;
-        if rx.room > 0 && off < len {
-            let chunk = (len - off).min(rx.room);
-            let written = self.dma(&s.pair, rx.tail, wire, off, chunk);
-            // SAFETY: the last fragment's buffer is ours and has `room` bytes free after its
-            // data (`Rx::room`), where the DMA engine just wrote `chunk` of them.
-            unsafe {
-                bindings::skb_coalesce_rx_frag(
-                    rx.skb.as_raw(),
-                    rx.frags as c_int - 1,
-                    chunk as c_int,
-                    chunk as u32,
-                );
+        let last = usize::from(o.cqe.nr_frags);
+        if o.cqe.room > 0 && off < len && last > 0 {
+            let chunk = (len - off).min(o.cqe.room as usize);
+            o.failed |= self.dma(pair, o.tail, wire, off, chunk).is_err();
+            if let Some(f) = o.cqe.frags.get_mut(last - 1) {
+                f.len += chunk as u32;
             }
-            rx.room -= chunk;
-            rx.tail += chunk as u64;
-            if written.is_err() {
-                self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
-                return Err(EIO);
-            }
+            o.cqe.room -= chunk as u32;
+            o.tail += chunk as u64;
             off += chunk;
         }
-        while off < len {
-            let chunk = (len - off).min(PAGE_SIZE);
-            // SAFETY: `pool` is one of this queue's live pools.
-            let nm = unsafe { bindings::page_pool_dev_alloc_netmems(pool) };
-            if nm == 0 {
-                self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
-                return Err(ENOMEM);
-            }
+        for &nm in bufs {
+            let chunk = len.saturating_sub(off).min(PAGE_SIZE);
             // SAFETY: `nm` comes from a DMA-mapping pool (pages or net_iovs alike).
             let dma = unsafe { bindings::page_pool_get_dma_addr_netmem(nm) };
             // SAFETY: `nm` is a netmem.
             unreadable |= unsafe { bindings::netmem_is_net_iov(nm) };
-            let written = self.dma(&s.pair, dma, wire, off, chunk);
-            // SAFETY: attach the buffer (even on error, so the skb frees it); the caller
-            // leaves room for it (at most `MAX_FRAGS`).
-            unsafe {
-                bindings::skb_add_rx_frag_netmem(
-                    rx.skb.as_raw(),
-                    rx.frags as c_int,
-                    nm,
-                    0,
-                    chunk as c_int,
-                    chunk as u32,
-                );
+            o.failed |= chunk == 0 || self.dma(pair, dma, wire, off, chunk).is_err();
+            let i = usize::from(o.cqe.nr_frags);
+            match o.cqe.frags.get_mut(i) {
+                Some(f) => {
+                    *f = Frag {
+                        netmem: nm,
+                        len: chunk as u32,
+                    };
+                    o.cqe.nr_frags += 1;
+                }
+                None => {
+                    // Cannot happen (`merge` checks room): give the buffer back at once.
+                    self.put(nm, o.cqe.split);
+                    o.failed = true;
+                }
             }
-            rx.frags += 1;
-            rx.room = PAGE_SIZE - chunk;
-            rx.tail = dma + chunk as u64;
-            if written.is_err() {
-                self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
-                return Err(EIO);
-            }
+            o.cqe.room = (PAGE_SIZE - chunk) as u32;
+            o.tail = dma + chunk as u64;
             off += chunk;
         }
         if unreadable {
             self.stats.unreadable.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(())
     }
 
-    /// Merges the frames that follow `first` in the ring into `rx` while they continue its
-    /// TCP segment (see [`crate::coalesce`]), dequeuing them; `done` counts them against
-    /// the poll's `budget`. Returns the run, and the first frame that did not continue it;
-    /// an error if a merged frame could not be written, and then `rx` must be dropped.
-    fn coalesce(
-        &self,
-        s: &PortState,
-        rx: &mut Rx,
-        first: &Skb,
-        info: &WireInfo,
-        done: &mut c_int,
-        budget: c_int,
-    ) -> Result<(Option<Run>, Option<Skb>)> {
-        let hdr_len = usize::from(info.hdr_len);
-        // The headers, read in place from the frame as the NIC parses them off the wire.
-        let first_hdr = first.linear();
-        if !info.l4 {
-            return Ok((None, None));
+    /// Writes the completion of `o`: its headers fixed up as one segment of a coalesced run
+    /// if it merged several. Returns whether it did; a failed packet is dropped (counted).
+    fn finish(&self, mut o: Open) -> bool {
+        if o.failed {
+            self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
+            self.give_back(&o.cqe);
+            return false;
         }
-        let Some(mut run) =
-            Segment::parse(first_hdr, hdr_len, first.len() as usize).and_then(Run::start)
-        else {
-            return Ok((None, None));
-        };
-        while *done < budget {
+        if let Some(run) = o.run.filter(|r| r.segs() > 1) {
+            // SAFETY: the head page is this packet's alone (type invariant of `Open`), and
+            // holds the first frame's headers (`head_len` >= `hdr_len`).
+            let hdr = unsafe {
+                core::slice::from_raw_parts_mut(o.va.add(HEADROOM), o.cqe.head_len as usize)
+            };
+            let mss = run.finish(hdr);
+            let seg = run.first();
+            o.cqe.gso = Some(Gso {
+                mss,
+                segs: run.segs(),
+                v6: seg.v6(),
+                csum_start: (HEADROOM + seg.l4()) as u16,
+            });
+            let len = u64::from(o.cqe.head_len)
+                + o.cqe.frags().iter().map(|f| u64::from(f.len)).sum::<u64>();
+            self.stats.hw_gro_packets.fetch_add(1, Ordering::Relaxed);
+            self.stats.hw_gro_bytes.fetch_add(len, Ordering::Relaxed);
+            self.stats
+                .hw_gro_wire_packets
+                .fetch_add(u64::from(run.segs()), Ordering::Relaxed);
+            self.stats.hw_gro_wire_bytes.fetch_add(
+                len + (u64::from(run.segs()) - 1) * seg.hdr_len() as u64,
+                Ordering::Relaxed,
+            );
+        }
+        if self.hw.lock().cq.push(o.cqe) {
+            return true;
+        }
+        // Cannot happen (`take` reserved the entry).
+        self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
+        self.give_back(&o.cqe);
+        false
+    }
+
+    /// The engine: receives the frames on the wire ring, up to `budget`. Returns how many
+    /// it took off the ring.
+    fn run_engine(&self, s: &PortState, budget: c_int) -> c_int {
+        let coalescing = s.dev().features() & NETIF_F_GRO_HW != 0;
+        let mut done = 0;
+        let mut open: Option<Open> = None;
+        let mut completed = false;
+        let mut wait = false;
+        let mut dropped = false;
+        while done < budget {
             // SAFETY: `ring` is initialized and owns the skbs queued on it.
             let Some(mut wire) = (unsafe { Skb::from_raw(bindings::skb_dequeue(self.ring.get())) })
             else {
                 break;
             };
-            *done += 1;
-            let winfo = WireInfo::load(wire.cb());
-            let len = wire.len() as usize;
-            let fits = rx.frags_for(len.saturating_sub(hdr_len)) + rx.frags <= MAX_FRAGS;
-            let merged = winfo.l4
-                && winfo.hdr_len == info.hdr_len
-                && fits
-                && run.offer(first_hdr, wire.linear(), len);
-            if !merged {
-                return Ok((Some(run), Some(wire)));
+            let info = WireInfo::load(wire.cb());
+            if let Some(o) = open.as_mut() {
+                match self.merge(s, o, &wire, &info) {
+                    Ok(true) => {
+                        done += 1;
+                        wire.consume_in_napi(budget);
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(()) => {
+                        self.requeue(wire);
+                        wait = true;
+                        break;
+                    }
+                }
+                if let Some(o) = open.take() {
+                    completed |= self.finish(o);
+                }
             }
-            self.count(&wire, &winfo, rx.split, hdr_len);
-            let added = self.add_frags(s, rx, &wire, hdr_len);
+            match self.begin(s, &wire, &info) {
+                Ok(Some(o)) if coalescing && o.run.is_some() && !o.failed => open = Some(o),
+                Ok(Some(o)) => completed |= self.finish(o),
+                // Dropped (counted): freed as a drop.
+                Ok(None) => {
+                    done += 1;
+                    dropped = true;
+                    drop(wire);
+                    continue;
+                }
+                Err(()) => {
+                    self.requeue(wire);
+                    wait = true;
+                    break;
+                }
+            }
+            done += 1;
+            // The frame's transmission completed.
             wire.consume_in_napi(budget);
-            added?;
         }
-        Ok((Some(run), None))
+        if let Some(o) = open.take() {
+            completed |= self.finish(o);
+        }
+        if completed {
+            self.raise_irq();
+        }
+        if wait || dropped {
+            // Out of buffers or completion entries: the driver posts more, or frees
+            // entries, and schedules the engine again. After drops, it tries again to
+            // post buffers for the frames to come.
+            self.schedule_napi();
+        }
+        self.wake_senders(s);
+        if wait {
+            0
+        } else {
+            done
+        }
     }
 
-    /// Completes the skb of `rx`, a run of coalesced segments if `run` merged more than
-    /// one, and returns it.
-    fn complete(
-        &self,
-        s: &PortState,
-        rx: Rx,
-        info: &WireInfo,
-        run: Option<&Run>,
-    ) -> *mut bindings::sk_buff {
-        let skb = rx.skb.as_raw();
-        // SAFETY: our skb, not yet handed on: the rest of its last buffer, which nothing
-        // else will fill, counts toward its truesize.
-        unsafe { (*skb).truesize += rx.room as u32 };
-        let run = run.filter(|r| r.segs() > 1);
-        if let Some(run) = run {
-            // SAFETY: the head holds the first frame's headers (`head_len` >= `hdr_len`),
-            // written by the DMA engine into a page only this skb holds, which nobody else
-            // sees before we hand it to GRO.
-            let hdr =
-                unsafe { core::slice::from_raw_parts_mut(rx.head.add(HEADROOM), rx.head_len) };
-            let mss = run.finish(hdr);
-            let seg = run.first();
-            // SAFETY: our skb, not yet handed on; plain fields.
-            unsafe {
-                let sh = &mut *bindings::skb_shinfo(skb);
-                sh.gso_size = mss;
-                sh.gso_segs = run.segs();
-                sh.gso_type = if seg.v6() {
-                    bindings::SKB_GSO_TCPV6 as u32
-                } else {
-                    bindings::SKB_GSO_TCPV4 as u32
-                };
-                let headers = (*skb).__bindgen_anon_4.headers.as_mut();
-                headers.__bindgen_anon_1.__bindgen_anon_1.csum_start = (HEADROOM + seg.l4()) as u16;
-                headers.__bindgen_anon_1.__bindgen_anon_1.csum_offset = 16;
-            }
-            self.stats.hw_gro_packets.fetch_add(1, Ordering::Relaxed);
-            // SAFETY: a valid skb.
-            let len = unsafe { (*skb).len };
-            self.stats
-                .hw_gro_bytes
-                .fetch_add(u64::from(len), Ordering::Relaxed);
-            self.stats
-                .hw_gro_wire_packets
-                .fetch_add(u64::from(run.segs()), Ordering::Relaxed);
-            self.stats.hw_gro_wire_bytes.fetch_add(
-                u64::from(len) + (u64::from(run.segs()) - 1) * seg.hdr_len() as u64,
-                Ordering::Relaxed,
-            );
-        }
-        // SAFETY: a complete skb for our device.
-        unsafe {
-            let proto = bindings::eth_type_trans(skb, s.dev().as_raw());
-            let headers = (*skb).__bindgen_anon_4.headers.as_mut();
-            headers.protocol = proto;
-            if run.is_some() {
-                headers.set_ip_summed(bindings::CHECKSUM_PARTIAL as u8);
-            } else if info.l4 {
-                headers.set_ip_summed(bindings::CHECKSUM_UNNECESSARY as u8);
-            }
-            bindings::skb_record_rx_queue(skb, self.index as u16);
-            bindings::skb_set_hash(
-                skb,
-                info.hash,
-                if info.l4 {
-                    bindings::pkt_hash_types_PKT_HASH_TYPE_L4
-                } else {
-                    bindings::pkt_hash_types_PKT_HASH_TYPE_L3
-                },
-            );
-        }
-        rx.skb.into_raw()
+    /// Puts a frame back at the head of the ring, where it waits for buffers.
+    fn requeue(&self, wire: Skb) {
+        // SAFETY: `ring` is initialized; it takes over the skb.
+        unsafe { bindings::skb_queue_head(self.ring.get(), wire.into_raw()) };
     }
 
     /// [`dma_write`], timed into the queue's `dma_ns` counter: one write in
@@ -652,10 +909,225 @@ impl RxQueue {
             .fetch_add(ns * u64::from(DMA_TIMING_EVERY), Ordering::Relaxed);
         r
     }
+
+    // ---- the driver ----
+
+    /// Builds the skb of completion `c`, or `None` (counted; the buffers go back).
+    fn build(&self, s: &PortState, c: &Cqe) -> Option<*mut bindings::sk_buff> {
+        let page = c.head as *mut bindings::page;
+        // SAFETY: the completion's head is a header pool page the engine handed over.
+        let head = unsafe { bindings::page_address(page) };
+        // SAFETY: as above: a lowmem page of PAGE_SIZE bytes, ours.
+        let raw = unsafe { bindings::napi_build_skb(head, PAGE_SIZE as u32) };
+        // SAFETY: null, or a new skb that is ours.
+        let Some(skb) = (unsafe { Skb::from_raw(raw) }) else {
+            self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
+            self.give_back(c);
+            return None;
+        };
+        // SAFETY: fresh skb over the page: headroom, then the head bytes the engine wrote;
+        // the fragments are buffers of this queue's pools that the completion hands over,
+        // at most `MAX_FRAGS`; the last one's free rest counts toward the truesize.
+        unsafe {
+            bindings::skb_mark_for_recycle(raw);
+            bindings::skb_reserve(raw, HEADROOM as c_int);
+            bindings::skb_put(raw, c.head_len);
+            for (i, f) in c.frags().iter().enumerate() {
+                bindings::skb_add_rx_frag_netmem(
+                    raw,
+                    i as c_int,
+                    f.netmem,
+                    0,
+                    f.len as c_int,
+                    f.len,
+                );
+            }
+            (*raw).truesize += c.room;
+        }
+        if let Some(g) = c.gso {
+            // SAFETY: our skb, not yet handed on; plain fields.
+            unsafe {
+                let sh = &mut *bindings::skb_shinfo(raw);
+                sh.gso_size = g.mss;
+                sh.gso_segs = g.segs;
+                sh.gso_type = if g.v6 {
+                    bindings::SKB_GSO_TCPV6 as u32
+                } else {
+                    bindings::SKB_GSO_TCPV4 as u32
+                };
+                let headers = (*raw).__bindgen_anon_4.headers.as_mut();
+                headers.__bindgen_anon_1.__bindgen_anon_1.csum_start = g.csum_start;
+                headers.__bindgen_anon_1.__bindgen_anon_1.csum_offset = 16;
+            }
+        }
+        let info = &c.info;
+        // SAFETY: a complete skb for our device.
+        unsafe {
+            let proto = bindings::eth_type_trans(raw, s.dev().as_raw());
+            let headers = (*raw).__bindgen_anon_4.headers.as_mut();
+            headers.protocol = proto;
+            if c.gso.is_some() {
+                headers.set_ip_summed(bindings::CHECKSUM_PARTIAL as u8);
+            } else if info.l4 {
+                headers.set_ip_summed(bindings::CHECKSUM_UNNECESSARY as u8);
+            }
+            bindings::skb_record_rx_queue(raw, self.index as u16);
+            bindings::skb_set_hash(
+                raw,
+                info.hash,
+                if info.l4 {
+                    bindings::pkt_hash_types_PKT_HASH_TYPE_L4
+                } else {
+                    bindings::pkt_hash_types_PKT_HASH_TYPE_L3
+                },
+            );
+        }
+        Some(skb.into_raw())
+    }
+
+    /// Posts buffers from the pools until the posted rings are full or a pool runs dry,
+    /// and schedules the engine if it waits for buffers or completion entries.
+    fn refill(&self) {
+        let (nr_hdr, nr_data) = {
+            let hw = self.hw.lock();
+            (hw.hdr.space(), hw.data.space())
+        };
+        let hdr_pool = self.hdr_pool.load(Ordering::Acquire);
+        let data_pool = self.data_pool.load(Ordering::Acquire);
+        let mut added = 0;
+        let mut batch = [0usize; 32];
+        let mut left = nr_hdr;
+        while left > 0 {
+            let mut n = 0;
+            for b in batch.iter_mut().take(left) {
+                // SAFETY: `hdr_pool` is this queue's live pool while NAPI runs.
+                let page = unsafe {
+                    bindings::page_pool_alloc_pages(
+                        hdr_pool,
+                        bindings::GFP_ATOMIC | bindings::__GFP_NOWARN,
+                    )
+                };
+                if page.is_null() {
+                    break;
+                }
+                *b = page as usize;
+                n += 1;
+            }
+            let mut hw = self.hw.lock();
+            for &p in batch.iter().take(n) {
+                // Room was checked, and only this driver posts.
+                hw.hdr.push(p);
+            }
+            drop(hw);
+            added += n;
+            if n < batch.len().min(left) {
+                break;
+            }
+            left -= n;
+        }
+        let mut left = nr_data;
+        while left > 0 {
+            let mut n = 0;
+            for b in batch.iter_mut().take(left) {
+                // SAFETY: `data_pool` is this queue's live pool while NAPI runs.
+                let nm = unsafe { bindings::page_pool_dev_alloc_netmems(data_pool) };
+                if nm == 0 {
+                    break;
+                }
+                *b = nm as usize;
+                n += 1;
+            }
+            let mut hw = self.hw.lock();
+            for &nm in batch.iter().take(n) {
+                hw.data.push(nm as bindings::netmem_ref);
+            }
+            drop(hw);
+            added += n;
+            if n < batch.len().min(left) {
+                break;
+            }
+            left -= n;
+        }
+        let kick = {
+            let mut hw = self.hw.lock();
+            let mut kick = false;
+            if added > 0 {
+                hw.no_buffers = false;
+            }
+            if hw.starved {
+                hw.starved = false;
+                // Nothing to post: the engine drops what waits, as a NIC out of
+                // descriptors would, and starving again brings it back here.
+                hw.no_buffers = added == 0;
+                kick = true;
+            }
+            if hw.cq_full && hw.cq.space() > 0 {
+                hw.cq_full = false;
+                kick = true;
+            }
+            kick
+        };
+        if kick {
+            self.schedule_engine();
+        }
+    }
+
+    /// Returns a buffer of a completion to its pool: a data pool netmem if `split`, else a
+    /// header pool page.
+    fn put(&self, netmem: bindings::netmem_ref, split: bool) {
+        let pool = if split {
+            self.data_pool.load(Ordering::Acquire)
+        } else {
+            self.hdr_pool.load(Ordering::Acquire)
+        };
+        // SAFETY: `netmem` is a buffer of that pool, which is live while it has buffers out,
+        // handed back once.
+        unsafe { bindings::page_pool_put_full_netmem(pool, netmem, false) };
+    }
+
+    /// Returns the buffers of completion `c` to the pools.
+    fn give_back(&self, c: &Cqe) {
+        // SAFETY: a header pool page.
+        self.put(
+            unsafe { bindings::page_to_netmem(c.head as *mut bindings::page) },
+            false,
+        );
+        for f in c.frags() {
+            self.put(f.netmem, c.split);
+        }
+    }
+
+    /// Returns every posted buffer and unreceived completion to the pools. Both NAPI
+    /// instances are disabled; the pools are still installed.
+    fn give_back_all(&self) {
+        loop {
+            let c = self.hw.lock().cq.pop();
+            let Some(c) = c else { break };
+            self.give_back(&c);
+        }
+        loop {
+            let p = self.hw.lock().hdr.pop();
+            let Some(p) = p else { break };
+            // SAFETY: a header pool page.
+            self.put(
+                unsafe { bindings::page_to_netmem(p as *mut bindings::page) },
+                false,
+            );
+        }
+        loop {
+            let nm = self.hw.lock().data.pop();
+            let Some(nm) = nm else { break };
+            self.put(nm, true);
+        }
+        let mut hw = self.hw.lock();
+        hw.starved = false;
+        hw.no_buffers = false;
+        hw.cq_full = false;
+    }
 }
 
-/// Whether to time this event of those `count` counts: one in `every`. NAPI is the
-/// counter's only writer.
+/// Whether to time this event of those `count` counts: one in `every`. One NAPI instance
+/// is the counter's only writer.
 fn sample(count: &AtomicU32, every: u32) -> bool {
     let n = count.load(Ordering::Relaxed);
     count.store(n.wrapping_add(1), Ordering::Relaxed);
@@ -668,15 +1140,16 @@ fn now_ns() -> u64 {
     unsafe { bindings::local_clock() }
 }
 
-/// Time one poll in [`POLL_TIMING_EVERY`] spends in the driver, outside the stack's calls.
+/// Time one poll in [`POLL_TIMING_EVERY`] spends in the driver or engine, outside the
+/// stack's calls.
 struct PollTimer {
     start: u64,
     stack: u64,
 }
 
 impl PollTimer {
-    fn new(q: &RxQueue) -> Option<Self> {
-        sample(&q.polls, POLL_TIMING_EVERY).then(|| PollTimer {
+    fn new(polls: &AtomicU32) -> Option<Self> {
+        sample(polls, POLL_TIMING_EVERY).then(|| PollTimer {
             start: now_ns(),
             stack: 0,
         })
@@ -691,13 +1164,11 @@ impl PollTimer {
         r
     }
 
-    fn finish(self, q: &RxQueue) {
+    fn finish(self, counter: &AtomicU64) {
         let ns = now_ns()
             .saturating_sub(self.start)
             .saturating_sub(self.stack);
-        q.stats
-            .driver_ns
-            .fetch_add(ns * u64::from(POLL_TIMING_EVERY), Ordering::Relaxed);
+        counter.fetch_add(ns * u64::from(POLL_TIMING_EVERY), Ordering::Relaxed);
     }
 }
 
@@ -722,7 +1193,7 @@ fn dma_write(pair: &Pair, dma: u64, wire: &Skb, off: usize, len: usize) -> Resul
     // SAFETY: `pfn` is valid; the page is mapped for the copy only.
     let va = unsafe { bindings::kmap_local_page(bindings::pfn_to_page(pfn as usize)) };
     // SAFETY: `in_page + len` <= PAGE_SIZE bytes of the mapped page. The destination is a
-    // buffer of a page pool the caller just allocated, so nothing else accesses it.
+    // buffer the driver posted and the engine took, so nothing else accesses it.
     let dst = unsafe { core::slice::from_raw_parts_mut(va.cast::<u8>().add(in_page), len) };
     let r = wire.copy_bits(off, dst);
     // SAFETY: mapped above, in this context.
@@ -736,6 +1207,7 @@ pub(crate) fn free_mem(mem: &mut QueueMem) {
     mem.data_pool = None;
 }
 
+/// The driver's NAPI poll.
 extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
     // SAFETY: `napi` is the first field of a `RxQueue` (`repr(C)`), pinned in its box.
     let q = unsafe { &*napi.cast::<RxQueue>() };
@@ -744,55 +1216,21 @@ extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
     let Some(s) = port::state(dev) else {
         return 0;
     };
-    let mut timer = PollTimer::new(q);
-    let coalescing = s.dev().features() & NETIF_F_GRO_HW != 0;
+    let mut timer = PollTimer::new(&q.polls);
     let mut done = 0;
-    // A frame dequeued while coalescing that did not continue the run: the next to receive.
-    let mut next: Option<Skb> = None;
-    while done < budget || next.is_some() {
-        let mut wire = match next.take() {
-            Some(w) => w,
-            None => {
-                // SAFETY: `ring` is initialized and owns the skbs queued on it.
-                match unsafe { Skb::from_raw(bindings::skb_dequeue(q.ring.get())) } {
-                    Some(w) => {
-                        done += 1;
-                        w
-                    }
-                    None => break,
-                }
-            }
-        };
-        let info = WireInfo::load(wire.cb());
-        let Some(mut rx) = q.receive(s, &wire, &info) else {
-            wire.consume_in_napi(budget);
+    while done < budget {
+        let c = q.hw.lock().cq.pop();
+        let Some(c) = c else { break };
+        done += 1;
+        let Some(skb) = q.build(s, &c) else {
             continue;
         };
-        let run = if coalescing {
-            match q.coalesce(s, &mut rx, &wire, &info, &mut done, budget) {
-                Ok((run, rest)) => {
-                    next = rest;
-                    run
-                }
-                Err(_) => {
-                    // A merged frame could not be written: drop the whole run.
-                    drop(rx);
-                    wire.consume_in_napi(budget);
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
-        // The frame's "transmission" completed.
-        wire.consume_in_napi(budget);
-        let skb = q.complete(s, rx, &info, run.as_ref());
         // SAFETY: a complete skb, handed to GRO on our NAPI instance.
         PollTimer::stack(&mut timer, || unsafe {
             bindings::napi_gro_receive(napi, skb)
         });
     }
-    q.wake_senders(s);
+    q.refill();
     if done < budget {
         // SAFETY: we are the NAPI poll of `napi`.
         let complete = PollTimer::stack(&mut timer, || unsafe {
@@ -802,20 +1240,46 @@ extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
             q.unmask_irq();
         } else {
             // The core polls again (its deferral timer, or a busy poller): keep the
-            // interrupt masked until a poll completes for good. Frames posted before this
-            // store scheduled NAPI once more, which is harmless.
+            // interrupt masked until a poll completes for good. Completions written before
+            // this store scheduled NAPI once more, which is harmless.
             q.irq_masked.store(true, Ordering::Relaxed);
         }
     }
     if let Some(t) = timer {
-        t.finish(q);
+        t.finish(&q.stats.driver_ns);
+    }
+    done
+}
+
+/// The engine's NAPI poll.
+extern "C" fn engine_poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
+    // SAFETY: `napi` is the `engine` field of a `RxQueue`, pinned in its box.
+    let q = unsafe {
+        &*napi
+            .byte_sub(core::mem::offset_of!(RxQueue, engine))
+            .cast::<RxQueue>()
+    };
+    // SAFETY: the NAPI instance was added for this device, which outlives it.
+    let dev = unsafe { NetDev::from_raw((*napi).dev) };
+    let Some(s) = port::state(dev) else {
+        return 0;
+    };
+    let timer = PollTimer::new(&q.engine_polls);
+    let done = q.run_engine(s, budget);
+    if done < budget {
+        // No work is reported, so IRQ deferral, which is for the driver's instance, does
+        // not hold the engine back. SAFETY: we are the NAPI poll of `napi`.
+        unsafe { bindings::napi_complete_done(napi, 0) };
+    }
+    if let Some(t) = timer {
+        t.finish(&q.stats.engine_ns);
     }
     done
 }
 
 // ---- the C edge of the control path ----
 //
-// The NAPI instance, the pool slots and the ring, reached by the control methods above
+// The NAPI instances, the pool slots and the ring, reached by the control methods above
 // through these. Each relies on the lifecycle in the `RxQueue` invariants.
 
 impl RxQueue {
@@ -835,51 +1299,76 @@ impl RxQueue {
         unsafe { PagePool::create(pp) }
     }
 
-    /// Adds the NAPI instance to `dev`, unless it is added already. Instance lock held.
+    /// The engine's NAPI instance.
+    fn engine(&self) -> &Napi {
+        // SAFETY: as for `napi`.
+        unsafe { Napi::from_opaque(&self.engine) }
+    }
+
+    /// Adds the NAPI instances to `dev`, unless they are added already. Instance lock held.
     fn add_napi(&self, dev: &NetDev) {
         if !self.napi_added.swap(true, Ordering::AcqRel) {
-            // SAFETY: the NAPI struct is zeroed or was deleted (`napi_added` was false);
-            // `poll` is the poll of a NAPI instance embedded first in an `RxQueue`, as this
-            // one is; `index` is a queue of `dev`; instance lock held.
-            unsafe { self.napi().add_locked(dev, poll, self.index) };
+            // SAFETY: the NAPI structs are zeroed or were deleted (`napi_added` was false);
+            // `poll` is the poll of a NAPI instance embedded first in an `RxQueue`, as
+            // `napi` is, and `engine_poll` the poll of one that is its `engine` field;
+            // `index` is a queue of `dev`; instance lock held.
+            unsafe {
+                self.napi().add_locked(dev, poll, self.index);
+                self.engine().add_tx_locked(dev, engine_poll, ENGINE_WEIGHT);
+            }
         }
     }
 
-    /// Deletes the NAPI instance, if added, and waits until the device no longer reaches
-    /// it. NAPI is disabled (`stop`); instance lock held.
+    /// Deletes the NAPI instances, if added, and waits until the device no longer reaches
+    /// them. NAPI is disabled (`stop`); instance lock held.
     fn del_napi(&self) {
         if self.napi_added.swap(false, Ordering::AcqRel) {
             // SAFETY: added in `open`, disabled by `stop`; instance lock held.
-            unsafe { self.napi().del_locked() };
+            unsafe {
+                self.engine().del_locked();
+                self.napi().del_locked();
+            }
             netdev::synchronize_net();
         }
     }
 
-    /// Associates the queue with its NAPI instance and enables it. Instance lock held.
+    /// Associates the queue with its NAPI instance and enables both instances. Instance
+    /// lock held.
     fn enable_napi(&self, dev: &NetDev) {
         let napi = self.napi();
-        // SAFETY: the NAPI instance is added (the queue is open) and disabled (stopped);
+        // SAFETY: the NAPI instances are added (the queue is open) and disabled (stopped);
         // `index` is a queue of `dev`; instance lock held.
         unsafe {
             dev.set_rx_queue_napi(self.index, Some(napi));
             napi.enable_locked();
+            self.engine().enable_locked();
         }
     }
 
-    /// Disables the NAPI instance and dissociates the queue from it. Instance lock held.
+    /// Disables the NAPI instances, the engine first, and dissociates the queue from its
+    /// own. Instance lock held.
     fn disable_napi(&self, dev: &NetDev) {
-        // SAFETY: the NAPI instance is added and enabled (the queue is started); `index` is a
-        // queue of `dev`; instance lock held.
+        // SAFETY: the NAPI instances are added and enabled (the queue is started); `index`
+        // is a queue of `dev`; instance lock held.
         unsafe {
+            self.engine().disable_locked();
             self.napi().disable_locked();
             dev.set_rx_queue_napi(self.index, None);
         }
     }
 
-    /// Schedules a poll. NAPI is added (the queue is open).
-    fn schedule_napi(&self) {
+    /// Schedules a driver poll; returns whether this call did. NAPI is added (the queue is
+    /// open).
+    fn schedule_napi(&self) -> bool {
         // SAFETY: the NAPI instance is added, and enabled by `start` before it calls this.
-        unsafe { self.napi().schedule() };
+        unsafe { self.napi().schedule() }
+    }
+
+    /// Schedules an engine poll. NAPI is added (the queue is open): the peer's transmit
+    /// posts only to open queues (`PortState::active`).
+    fn schedule_engine(&self) {
+        // SAFETY: as above.
+        unsafe { self.engine().schedule() };
     }
 
     /// Installs the pools of `mem` for the datapath; they now belong to the queue.
