@@ -23,7 +23,7 @@ busy() { # busy PORT: a long TCP stream ngsa -> ngsb in the background, for 2 s
 unbusy() { kill $rxpid $txpid 2>/dev/null; wait $rxpid $txpid 2>/dev/null; }
 
 echo "TAP version 13"
-echo "1..33"
+echo "1..34"
 
 # --- 1. creation the Linux way ---
 if out=$(insmod "$KO" 2>&1 &&
@@ -220,17 +220,17 @@ fi
 # The device's drops in qstats (no scope: device totals) are the queues'
 # full-ring drops plus the frames that found their queue reconfigured; the
 # emulated DMA and the driver's own share of NAPI are timed.
-d0=$(rx_total ngsb ngs1 dma_ns) v0=$(rx_total ngsb ngs1 driver_ns)
+d0=$(rx_total ngsb ngs1 dma_ns) v0=$(rx_total ngsb ngs1 driver_ns) e0=$(rx_total ngsb ngs1 engine_ns)
 xfer tcp 192.0.2.2 5216 1000000 >/dev/null
-d1=$(rx_total ngsb ngs1 dma_ns) v1=$(rx_total ngsb ngs1 driver_ns)
+d1=$(rx_total ngsb ngs1 dma_ns) v1=$(rx_total ngsb ngs1 driver_ns) e1=$(rx_total ngsb ngs1 engine_ns)
 drops=$(($(rx_total ngsb ngs1 ring_full_drops) + $(stat ngsb ngs1 rx_reconfig_drops)))
 # shellcheck disable=SC2046
 qs=$($B $YNL $(ynl_spec netdev) --dump qstats-get 2>&1)
 hw=$(sed -n "s/.*'rx-hw-drops': \([0-9]*\).*/\1/p" <<<"$qs")
-if [ "$d1" -gt "$d0" ] && [ "$v1" -gt "$v0" ] && [ "$hw" = "$drops" ]; then
+if [ "$d1" -gt "$d0" ] && [ "$v1" -gt "$v0" ] && [ "$e1" -gt "$e0" ] && [ "$hw" = "$drops" ]; then
 	ok drop_counters_add_up_and_dma_is_timed
 else
-	nok drop_counters_add_up_and_dma_is_timed "dma_ns $d0 -> $d1; driver_ns $v0 -> $v1; drops $drops; qstats $qs"
+	nok drop_counters_add_up_and_dma_is_timed "dma_ns $d0 -> $d1; driver_ns $v0 -> $v1; engine_ns $e0 -> $e1; drops $drops; qstats $qs"
 fi
 
 # --- 7. queue restarts under traffic (the queue API memory providers use) ---
@@ -241,6 +241,21 @@ if grep -q "'napi-id'" <<<"$napi_before" && [ "$(grep -c "'type': 'rx'" <<<"$nap
 	ok queue_get_reports_4_rx_queues_with_napi
 else
 	nok queue_get_reports_4_rx_queues_with_napi "$napi_before"
+fi
+# Each queue's NIC engine is a NAPI instance of its own, next to the queue's:
+# eight instances, four of them the queues'.
+# shellcheck disable=SC2046
+napis=$($B $YNL $(ynl_spec netdev) --dump napi-get \
+	--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}" 2>&1)
+n_all=$(grep -o "'id': [0-9]*" <<<"$napis" | sort -u | wc -l)
+n_rx=0
+for id in $(sed -n "s/.*'napi-id': \([0-9]*\).*/\1/p" <<<"$napi_before"); do
+	grep -q "'id': $id\b" <<<"$napis" && n_rx=$((n_rx + 1))
+done
+if [ "$n_all" = 8 ] && [ "$n_rx" = 4 ]; then
+	ok engines_are_napi_instances_of_their_own
+else
+	nok engines_are_napi_instances_of_their_own "$n_all instances, $n_rx of the queues: $napis"
 fi
 
 # --- 8. teardown under traffic ---
