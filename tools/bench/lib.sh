@@ -33,13 +33,52 @@ vcpu_ns() {
 	awk -v c="CPU $1/" 'index($0, c) == 1 { print $NF }' "$f.ack" 2>/dev/null
 	rm -f "$f.ack"
 }
-# pin_napi RX TX: ngs1's NAPI threads (the receiving host's) on CPU RX,
-# ngs0's on CPU TX. Run before each measurement: a queue restart (binding
-# a queue, an MTU change) starts new threads.
+# ngs1_napis: "PID KIND" for each of ngs1's NAPI threads (threaded NAPI),
+# KIND "rx" for an RX queue's instance (the driver's poll) and "engine" for
+# the instances that serve no queue (the sim's NIC engines, sim/rxq.rs), by
+# netdev netlink: a thread's name keeps the ID its instance had when it was
+# created, which an engine's changes at each queue restart
+ngs1_napis() {
+	local ifindex
+	ifindex=$($B cat /sys/class/net/ngs1/ifindex)
+	# shellcheck disable=SC2046
+	{
+		$B $YNL $(ynl_spec netdev) --dump queue-get --json "{\"ifindex\": $ifindex}" --output-json
+		echo
+		$B $YNL $(ynl_spec netdev) --dump napi-get --json "{\"ifindex\": $ifindex}" --output-json
+	} 2>/dev/null | python3 -c '
+import json, sys
+replies = [json.loads(line) for line in sys.stdin if line.strip()]
+if len(replies) == 2:
+    rx = {q["napi-id"] for q in replies[0] if q.get("type") == "rx" and "napi-id" in q}
+    for n in replies[1]:
+        if "pid" in n:
+            print(n["pid"], "rx" if n["id"] in rx else "engine")
+'
+}
+# pin_napi RX TX [ENGINE]: ngs1's RX queue NAPI threads (the receiving
+# host's driver and stack) on CPU RX; ngs1's engine threads (its NIC, which
+# costs a host nothing) on CPU ENGINE, by default TX; all of ngs0's (the
+# sending host's) on CPU TX. Run before each measurement: a queue restart
+# (binding a queue, an MTU change) starts new threads.
 pin_napi() {
-	local p
-	for p in $(pgrep '^napi/ngs1-'); do taskset -pc "$1" "$p" >/dev/null; done
+	local p kind
+	while read -r p kind; do
+		[ -n "$p" ] || continue
+		if [ "$kind" = rx ]; then
+			taskset -pc "$1" "$p" >/dev/null
+		else
+			taskset -pc "${3:-$2}" "$p" >/dev/null
+		fi
+	done <<<"$(ngs1_napis)"
 	for p in $(pgrep '^napi/ngs0-'); do taskset -pc "$2" "$p" >/dev/null; done
+}
+# napi_ns KIND: nanoseconds ngs1's NAPI threads of KIND (rx, engine) ran so far
+napi_ns() {
+	local p kind
+	while read -r p kind; do
+		[ "$kind" = "$1" ] && awk '{ print $1 }' "/proc/$p/schedstat" 2>/dev/null
+	done <<<"$(ngs1_napis)" | awk '{ t += $1 } END { printf "%.0f\n", t }'
 }
 t=$(mktemp -d)
 

@@ -21,26 +21,28 @@
 # run NETGPU_BENCH_ROUNDS times (5), alternating, and the ratios are of the
 # medians; devmem TCP, ten times slower, runs once.
 #
-# The two vCPUs play two hosts: the receiver, and the NAPI threads of ngs1
-# (threaded NAPI) that run the receiving side's driver and stack, are pinned
-# to CPU 1; the sender and ngs0's NAPI threads to CPU 0. Receiver CPU, per
-# GB, is what CPU 1 spent while the stream was received (see run), as the
-# host counts it: the CPU time of vCPU 1's thread (vcpu_ns in lib.sh). That
+# The two vCPUs play two hosts: the receiver, and the NAPI threads of ngs1's
+# RX queues (threaded NAPI) that run the receiving side's driver and stack,
+# are pinned to CPU 1; the sender and ngs0's NAPI threads to CPU 0. The
+# sim's NIC engines (sim/rxq.rs: the emulated hardware that writes frames
+# into the posted buffers, DMA included, and coalesces them) run in NAPI
+# threads of their own, which play the NICs and go to CPU 0 as well: a
+# hardware NIC costs the receiving host nothing. Receiver CPU, per GB, is
+# what CPU 1 spent while the stream was received (see run), as the host
+# counts it: the CPU time of vCPU 1's thread (vcpu_ns in lib.sh). That
 # holds all the receiving host did (process, NAPI, interrupts, wake-ups)
 # and nothing of the host's other threads. Two guest-side views are shown
-# next to it: the run time of the receiving process plus ngs1's NAPI
+# next to it: the run time of the receiving process plus ngs1's RX NAPI
 # threads (sum_exec_runtime, /proc/PID/schedstat), and CPU 1's time not
 # idle by /proc/stat. The run times agree with the host within a tenth; the
 # guest's idle time does not (for netgpu, whose CPU 1 is idle most of the
 # time, it counted half of the busy time as idle). Without a host to ask,
-# the larger guest view is used. The NAPI share includes the sim's
-# "DMA engine", which copies every byte in all three modes (hardware does
-# that for free): the sim counts its time (ethtool -S rxN_dma_ns), and each
-# row also shows the receiver CPU without it, what a hardware NIC would
-# leave. "device" is the part of NAPI spent in the sim's poll outside the
-# stack's calls (rxN_driver_ns): emulated hardware, DMA included, and
-# driver. Throughput is BYTES over the sender's elapsed time. Prints the
-# ratios netgpu/devmem and netgpu/copy, with and without the emulated DMA.
+# the larger guest view is used. "driver" is the part of NAPI spent in the
+# sim's poll outside the stack's calls (rxN_driver_ns): building skbs from
+# completions and posting buffers. Each row also shows what ngs1's engine
+# threads ran on CPU 0 per GB ("NIC"), and of that the DMA writes
+# (rxN_dma_ns). Throughput is BYTES over the sender's elapsed time. Prints
+# the ratios netgpu/devmem and netgpu/copy.
 # Needs what sim_lib.sh needs, NETGPU_NCDEVMEM, netgpu.ko loaded,
 # netgpu_recv on PATH and two vCPUs.
 
@@ -69,18 +71,10 @@ sleep 1
 
 # proc_ns PID: nanoseconds process PID ran so far, or nothing if it is gone
 proc_ns() { awk '{ print $1 }' "/proc/$1/schedstat" 2>/dev/null; }
-# napi_ns: nanoseconds ngs1's NAPI threads ran so far
-napi_ns() {
-	local p
-	for p in $(pgrep '^napi/ngs1-'); do
-		proc_ns "$p"
-	done | awk '{ t += $1 } END { printf "%.0f\n", t }'
-}
-
 # dma_ns: nanoseconds ngs1's emulated DMA engine spent so far
 dma_ns() { rx_total ngsb ngs1 dma_ns; }
 # drv_ns: nanoseconds ngs1's NAPI polls spent outside the stack's calls so far
-# (the device: emulated hardware, DMA included, and driver)
+# (the driver: skbs from completions, posting buffers)
 drv_ns() { rx_total ngsb ngs1 driver_ns; }
 # frames: "WIRE_FRAMES SKBS" ngs1 received so far (a coalesced run is one skb)
 frames() {
@@ -117,7 +111,7 @@ ended() {
 # a per-byte cost (creating a 32 MiB udmabuf takes a sizeable share of a
 # 256 MiB receive here) and is left out for every receiver alike.
 run() {
-	local label=$1 port=$2 tpid rx b0 n0 d0 v0 p0 h0 f0 k0 b1 n1 d1 v1 p1 h1 f1 k1 el host=-1
+	local label=$1 port=$2 tpid rx b0 n0 e0 d0 v0 p0 h0 f0 k0 b1 n1 e1 d1 v1 p1 h1 f1 k1 el host=-1
 	shift 2
 	split_on
 	# netgpu_recv --hold waits for this pipe to close before its teardown
@@ -135,7 +129,7 @@ run() {
 	rx=$(pgrep -P "$tpid")
 	# Binding a queue restarts it, with a new NAPI thread: pin them now.
 	pin_napi "$RX_CPU" "$TX_CPU"
-	b0=$(cpu_busy "$RX_CPU") n0=$(napi_ns) d0=$(dma_ns) v0=$(drv_ns) p0=$(proc_ns "$rx") h0=$(vcpu_ns "$RX_CPU")
+	b0=$(cpu_busy "$RX_CPU") n0=$(napi_ns rx) e0=$(napi_ns engine) d0=$(dma_ns) v0=$(drv_ns) p0=$(proc_ns "$rx") h0=$(vcpu_ns "$RX_CPU")
 	read -r f0 k0 <<<"$(frames)"
 	/usr/bin/time -f "%e" -o "$t/tx" taskset -c "$TX_CPU" $A netgpu_traffic send tcp \
 		2001:db8::2 "$port" "$BYTES" --from "[2001:db8::1]:$port" >/dev/null 2>&1
@@ -145,7 +139,7 @@ run() {
 	done
 	ended "$t/$label.out" "$tpid" || kill "$rx" 2>/dev/null
 	h1=$(vcpu_ns "$RX_CPU")
-	b1=$(cpu_busy "$RX_CPU") n1=$(napi_ns) d1=$(dma_ns) v1=$(drv_ns) p1=$(proc_ns "$rx")
+	b1=$(cpu_busy "$RX_CPU") n1=$(napi_ns rx) e1=$(napi_ns engine) d1=$(dma_ns) v1=$(drv_ns) p1=$(proc_ns "$rx")
 	read -r f1 k1 <<<"$(frames)"
 	exec 7>&-
 	wait "$tpid"
@@ -160,7 +154,7 @@ run() {
 	[ -n "$h0" ] && [ -n "$h1" ] && host=$((h1 - h0))
 	awk -v l="$label" -v b="$BYTES" -v el="$el" -v rp="$((p1 - p0))" \
 		-v rb="$((b1 - b0))" -v napi="$((n1 - n0))" -v hz="$hz" \
-		-v dma="$((d1 - d0))" -v drv="$((v1 - v0))" -v host="$host" \
+		-v dma="$((d1 - d0))" -v drv="$((v1 - v0))" -v host="$host" -v eng="$((e1 - e0))" \
 		-v fr="$((f1 - f0))" -v sk="$((k1 - k0))" 'BEGIN {
 		mbs = b / el / 1e6; gb = b / 1e9; d = dma / 1e9 / gb
 		busy = rb / hz; threads = (rp + napi) / 1e9
@@ -169,9 +163,9 @@ run() {
 		} else {
 			cpu = (busy > threads ? busy : threads) / gb; by = "guest"
 		}
-		printf "%-12s %7.3f Gbit/s  rx CPU %6.2f s/GB (%s), without the DMA %.2f  [process %.2f + NAPI %.2f, of it device %.2f, of that emulated DMA %.2f; CPU %d busy %.2f; %.1f frames per skb]\n",
-			l, mbs * 8 / 1000, cpu, by, cpu - d, rp / 1e9 / gb, napi / 1e9 / gb, drv / 1e9 / gb, d, '"$RX_CPU"', busy / gb, (sk > 0 ? fr / sk : 0)
-		printf "%s %f %f %f\n", l, mbs, cpu, cpu - d >> "'"$t/rows"'"
+		printf "%-12s %7.3f Gbit/s  rx CPU %6.2f s/GB (%s)  [process %.2f + NAPI %.2f, of it driver %.2f; CPU %d busy %.2f; %.1f frames per skb; NIC %.2f s/GB on CPU %d, of it DMA %.2f]\n",
+			l, mbs * 8 / 1000, cpu, by, rp / 1e9 / gb, napi / 1e9 / gb, drv / 1e9 / gb, '"$RX_CPU"', busy / gb, (sk > 0 ? fr / sk : 0), eng / 1e9 / gb, '"$TX_CPU"', d
+		printf "%s %f %f\n", l, mbs, cpu >> "'"$t/rows"'"
 	}'
 }
 
@@ -219,12 +213,12 @@ ratio() {
 				for (j = i; j > 1 && v[j - 1] > v[j]; j--) { x = v[j]; v[j] = v[j - 1]; v[j - 1] = x }
 			return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 		}
-		{ n = ++cnt[$1]; val[$1, "mbs", n] = $2; val[$1, "cpu", n] = $3; val[$1, "hw", n] = $4 }
+		{ n = ++cnt[$1]; val[$1, "mbs", n] = $2; val[$1, "cpu", n] = $3 }
 		END {
 			if (!(a in cnt) || !(b in cnt)) exit
-			printf "%s/%-9s throughput %.2fx, rx CPU per GB %.2fx (%.2fx without the emulated DMA)  [medians of %d and %d runs: %.2f and %.2f s/GB]\n",
+			printf "%s/%-9s throughput %.2fx, rx CPU per GB %.2fx  [medians of %d and %d runs: %.2f and %.2f s/GB]\n",
 				a, b, median(a, "mbs") / median(b, "mbs"), median(a, "cpu") / median(b, "cpu"),
-				median(a, "hw") / median(b, "hw"), cnt[a], cnt[b], median(a, "cpu"), median(b, "cpu")
+				cnt[a], cnt[b], median(a, "cpu"), median(b, "cpu")
 		}' "$t/rows"
 }
 ratio netgpu copy

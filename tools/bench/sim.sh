@@ -22,18 +22,20 @@
 # gets no more), so the sim's own datapath is measured alone as well:
 #   capacity     UDP flooded from ngs0 (UDP GSO: little sender CPU per byte)
 #                to an address whose neighbour entry is a MAC nobody has:
-#                ngs1 receives every frame like any other (ring, NAPI, DMA
-#                engine, skb, GRO) and IPv6 drops it on entry as not for this
-#                host, so the stack adds next to nothing. ngs1's NAPI thread
-#                has CPU 1 to itself; the rate is the bytes ngs1 received
-#                over the CPU time vCPU 1 took on the host (tools/bench/lib.sh
-#                vcpu_ns), and it is within 2x of the physical ceiling (one
-#                copy, the DMA engine's: memcpy) when capacity/memcpy >= 0.5.
-#                "device alone" is the same bytes over the time ngs1's NAPI
-#                polls spent outside the stack's calls (ethtool -S
-#                rxN_driver_ns): what the sim itself costs, emulated
-#                hardware (DMA included) and driver, without the IPv6 input
-#                and GRO that every NIC's frames pay.
+#                ngs1 receives every frame like any other (ring, engine, DMA,
+#                completion, skb, GRO) and IPv6 drops it on entry as not for
+#                this host, so the stack adds next to nothing. ngs1's NAPI
+#                threads, its NIC engines (sim/rxq.rs) and its RX queues'
+#                (driver and stack), have CPU 1 to themselves: the whole
+#                receive path, emulated hardware included, on one CPU. The
+#                rate is the bytes ngs1 received over the CPU time vCPU 1
+#                took on the host (tools/bench/lib.sh vcpu_ns), and it is
+#                within 2x of the physical ceiling (one copy, the DMA
+#                engine's: memcpy) when capacity/memcpy >= 0.5. "device
+#                alone" is the same bytes over the time the engines and the
+#                driver's share of NAPI took (ethtool -S rxN_engine_ns and
+#                rxN_driver_ns): what the sim itself costs, without the IPv6
+#                input and GRO that every NIC's frames pay.
 # Needs what sim_lib.sh needs, and NETGPU_NCDEVMEM.
 
 # shellcheck source=tools/testing/selftests/netgpu/sim_lib.sh
@@ -100,14 +102,15 @@ $B ethtool -S ngs1 | grep -E "rx[0-9]_(hds_bytes|unreadable_packets|ring_full|al
 
 # capacity MTU: the sim's receive path alone (see the top), at MTU
 capacity() {
-	local mtu=$1 dgram=$(($1 - 48)) h0 h1 r0 r1 f0 f1 v0 v1 el
+	local mtu=$1 dgram=$(($1 - 48)) h0 h1 r0 r1 f0 f1 v0 v1 e0 e1 el
 	$A ip link set ngs0 mtu "$mtu"
 	$B ip link set ngs1 mtu "$mtu"
 	sleep 1
-	pin_napi 1 0
+	pin_napi 1 0 1
 	r0=$($B cat /sys/class/net/ngs1/statistics/rx_bytes)
 	f0=$(rx_total ngsb ngs1 ring_full_drops)
 	v0=$(rx_total ngsb ngs1 driver_ns)
+	e0=$(rx_total ngsb ngs1 engine_ns)
 	h0=$(vcpu_ns 1)
 	/usr/bin/time -f "%e" -o "$t/tx" taskset -c 0 $A netgpu_traffic send udp \
 		2001:db8::99 9 "$((4 * BYTES))" "$dgram" --flood >/dev/null
@@ -115,15 +118,16 @@ capacity() {
 	r1=$($B cat /sys/class/net/ngs1/statistics/rx_bytes)
 	f1=$(rx_total ngsb ngs1 ring_full_drops)
 	v1=$(rx_total ngsb ngs1 driver_ns)
+	e1=$(rx_total ngsb ngs1 engine_ns)
 	read -r el <"$t/tx"
 	if [ -z "$h0" ] || [ -z "$h1" ]; then
 		echo "capacity-$mtu: no host answers vCPU clock requests, not measured"
 		return
 	fi
 	awk -v l="capacity-$mtu" -v b="$((r1 - r0))" -v ns="$((h1 - h0))" -v el="$el" \
-		-v full="$((f1 - f0))" -v m="$memcpy" -v drv="$((v1 - v0))" 'BEGIN {
+		-v full="$((f1 - f0))" -v m="$memcpy" -v drv="$((v1 - v0))" -v eng="$((e1 - e0))" 'BEGIN {
 		cap = b / (ns / 1e9) / 1e6
-		dev = drv > 0 ? b / (drv / 1e9) / 1e6 : 0
+		dev = drv + eng > 0 ? b / ((drv + eng) / 1e9) / 1e6 : 0
 		printf "%-13s %7.1f MB/s per CPU second of vCPU 1 (received %.0f MB at %.1f MB/s, %d frames dropped on a full ring)  memcpy %.1f MB/s  ratio %.2f;  device alone %.1f MB/s per CPU second, ratio %.2f\n",
 			l, cap, b / 1e6, b / el / 1e6, full, m, cap / m, dev, dev / m
 	}'
