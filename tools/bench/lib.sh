@@ -73,12 +73,13 @@ pin_napi() {
 	done <<<"$(ngs1_napis)"
 	for p in $(pgrep '^napi/ngs0-'); do taskset -pc "$2" "$p" >/dev/null; done
 }
-# napi_ns KIND: nanoseconds ngs1's NAPI threads of KIND (rx, engine) ran so far
+# napi_ns: "RX ENGINE", the nanoseconds ngs1's RX queue and engine NAPI
+# threads ran so far, from one listing of the threads
 napi_ns() {
 	local p kind
 	while read -r p kind; do
-		[ "$kind" = "$1" ] && awk '{ print $1 }' "/proc/$p/schedstat" 2>/dev/null
-	done <<<"$(ngs1_napis)" | awk '{ t += $1 } END { printf "%.0f\n", t }'
+		[ -n "$p" ] && echo "$kind $(awk '{ print $1 }' "/proc/$p/schedstat" 2>/dev/null)"
+	done <<<"$(ngs1_napis)" | awk '{ t[$1] += $2 } END { printf "%.0f %.0f\n", t["rx"], t["engine"] }'
 }
 t=$(mktemp -d)
 

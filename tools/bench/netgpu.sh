@@ -129,7 +129,8 @@ run() {
 	rx=$(pgrep -P "$tpid")
 	# Binding a queue restarts it, with a new NAPI thread: pin them now.
 	pin_napi "$RX_CPU" "$TX_CPU"
-	b0=$(cpu_busy "$RX_CPU") n0=$(napi_ns rx) e0=$(napi_ns engine) d0=$(dma_ns) v0=$(drv_ns) p0=$(proc_ns "$rx") h0=$(vcpu_ns "$RX_CPU")
+	b0=$(cpu_busy "$RX_CPU") d0=$(dma_ns) v0=$(drv_ns) p0=$(proc_ns "$rx") h0=$(vcpu_ns "$RX_CPU")
+	read -r n0 e0 <<<"$(napi_ns)"
 	read -r f0 k0 <<<"$(frames)"
 	/usr/bin/time -f "%e" -o "$t/tx" taskset -c "$TX_CPU" $A netgpu_traffic send tcp \
 		2001:db8::2 "$port" "$BYTES" --from "[2001:db8::1]:$port" >/dev/null 2>&1
@@ -139,7 +140,8 @@ run() {
 	done
 	ended "$t/$label.out" "$tpid" || kill "$rx" 2>/dev/null
 	h1=$(vcpu_ns "$RX_CPU")
-	b1=$(cpu_busy "$RX_CPU") n1=$(napi_ns rx) e1=$(napi_ns engine) d1=$(dma_ns) v1=$(drv_ns) p1=$(proc_ns "$rx")
+	b1=$(cpu_busy "$RX_CPU") d1=$(dma_ns) v1=$(drv_ns) p1=$(proc_ns "$rx")
+	read -r n1 e1 <<<"$(napi_ns)"
 	read -r f1 k1 <<<"$(frames)"
 	exec 7>&-
 	wait "$tpid"
