@@ -184,8 +184,14 @@ else
 fi
 $A netgpu_send 2001:db8::2 5501 1 >/dev/null 2>&1
 wait "$rpid"
-sleep 1
-free=$(cat /sys/module/netgpu/refcnt)
+# The pool goes once its last buffer is back: an skb freed late on another
+# CPU (kick_cpus) or the pool's once-a-second deferred release. Bounded.
+for i in $(seq 10); do
+	free=$(cat /sys/module/netgpu/refcnt)
+	[ "$free" -eq 0 ] && break
+	kick_cpus
+	sleep 1
+done
 if [ "$held" -ge 2 ] && [ "$free" -eq 0 ]; then
 	ok module_pinned_while_bound
 else
