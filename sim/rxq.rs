@@ -278,6 +278,27 @@ struct Bufs {
     nr_data: usize,
 }
 
+impl Bufs {
+    /// The buffers that become the frame's fragments, and how many: its data buffers if
+    /// `split`, else its header pages after the first `skip` (the head).
+    fn frags(&self, split: bool, skip: usize) -> ([bindings::netmem_ref; FRAME_BUFS], usize) {
+        if split {
+            return (self.data, self.nr_data);
+        }
+        let mut f = [0; FRAME_BUFS];
+        for (d, &h) in f.iter_mut().zip(self.hdr.iter().skip(skip)) {
+            *d = hdr_netmem(h);
+        }
+        (f, self.nr_hdr.saturating_sub(skip))
+    }
+}
+
+/// The netmem of header pool page `page`, a `struct page` address from the posted ring.
+fn hdr_netmem(page: usize) -> bindings::netmem_ref {
+    // SAFETY: only converts the pointer: a page is its own netmem.
+    unsafe { bindings::page_to_netmem(page as *mut bindings::page) }
+}
+
 enum Take {
     Got(Bufs),
     /// Not enough buffers or completion entries: the frame waits on the ring.
@@ -635,8 +656,7 @@ impl RxQueue {
         // SAFETY: `page` is a posted header pool page, now ours: a lowmem page.
         let va = unsafe { bindings::page_address(page) }.cast::<u8>();
         // SAFETY: as above, from a DMA-mapping pool.
-        let dma =
-            unsafe { bindings::page_pool_get_dma_addr_netmem(bindings::page_to_netmem(page)) };
+        let dma = unsafe { bindings::page_pool_get_dma_addr_netmem(hdr_netmem(b.hdr[0])) };
         let mut o = Open {
             cqe: Cqe {
                 head: b.hdr[0],
@@ -653,17 +673,7 @@ impl RxQueue {
         o.failed = self
             .dma(&s.pair, dma + HEADROOM as u64, wire, 0, head_len)
             .is_err();
-        let frags: [bindings::netmem_ref; FRAME_BUFS] = if split {
-            b.data
-        } else {
-            let mut f = [0; FRAME_BUFS];
-            for (d, &h) in f.iter_mut().zip(b.hdr.iter().skip(1)) {
-                // SAFETY: a posted header pool page.
-                *d = unsafe { bindings::page_to_netmem(h as *mut bindings::page) };
-            }
-            f
-        };
-        let n = if split { b.nr_data } else { b.nr_hdr - 1 };
+        let (frags, n) = b.frags(split, 1);
         self.append(&s.pair, &mut o, wire, head_len, &frags[..n]);
         if !o.failed {
             self.count(wire, info, split, hdr_len);
@@ -700,18 +710,10 @@ impl RxQueue {
             // Ends the run; the frame starts a packet of its own, which drops it.
             Take::Drop => return Ok(false),
         };
-        let mut frags = [0; FRAME_BUFS];
-        if o.cqe.split {
-            frags = b.data;
-        } else {
-            for (d, &h) in frags.iter_mut().zip(b.hdr.iter()) {
-                // SAFETY: a posted header pool page.
-                *d = unsafe { bindings::page_to_netmem(h as *mut bindings::page) };
-            }
-        }
+        let (frags, n) = b.frags(o.cqe.split, 0);
         o.run = Some(next);
         self.count(wire, info, o.cqe.split, hdr_len);
-        self.append(&s.pair, o, wire, hdr_len, &frags[..need]);
+        self.append(&s.pair, o, wire, hdr_len, &frags[..n]);
         Ok(true)
     }
 
@@ -994,12 +996,9 @@ impl RxQueue {
         };
         let hdr_pool = self.hdr_pool.load(Ordering::Acquire);
         let data_pool = self.data_pool.load(Ordering::Acquire);
-        let mut added = 0;
-        let mut batch = [0usize; 32];
-        let mut left = nr_hdr;
-        while left > 0 {
-            let mut n = 0;
-            for b in batch.iter_mut().take(left) {
+        let added = self.post_buffers(
+            nr_hdr,
+            || {
                 // SAFETY: `hdr_pool` is this queue's live pool while NAPI runs.
                 let page = unsafe {
                     bindings::page_pool_alloc_pages(
@@ -1007,47 +1006,18 @@ impl RxQueue {
                         bindings::GFP_ATOMIC | bindings::__GFP_NOWARN,
                     )
                 };
-                if page.is_null() {
-                    break;
-                }
-                *b = page as usize;
-                n += 1;
-            }
-            let mut hw = self.hw.lock();
-            for &p in batch.iter().take(n) {
-                // Room was checked, and only this driver posts.
-                hw.hdr.push(p);
-            }
-            drop(hw);
-            added += n;
-            if n < batch.len().min(left) {
-                break;
-            }
-            left -= n;
-        }
-        let mut left = nr_data;
-        while left > 0 {
-            let mut n = 0;
-            for b in batch.iter_mut().take(left) {
+                (!page.is_null()).then_some(page as usize)
+            },
+            |hw| &mut hw.hdr,
+        ) + self.post_buffers(
+            nr_data,
+            || {
                 // SAFETY: `data_pool` is this queue's live pool while NAPI runs.
                 let nm = unsafe { bindings::page_pool_dev_alloc_netmems(data_pool) };
-                if nm == 0 {
-                    break;
-                }
-                *b = nm as usize;
-                n += 1;
-            }
-            let mut hw = self.hw.lock();
-            for &nm in batch.iter().take(n) {
-                hw.data.push(nm as bindings::netmem_ref);
-            }
-            drop(hw);
-            added += n;
-            if n < batch.len().min(left) {
-                break;
-            }
-            left -= n;
-        }
+                (nm != 0).then_some(nm)
+            },
+            |hw| &mut hw.data,
+        );
         let kick = {
             let mut hw = self.hw.lock();
             let mut kick = false;
@@ -1072,6 +1042,38 @@ impl RxQueue {
         }
     }
 
+    /// Posts up to `n` buffers from `alloc` to the ring `ring` picks, allocating outside the
+    /// lock in batches of 32; stops when `alloc` has none. Returns how many it posted.
+    fn post_buffers<T: Copy + Default>(
+        &self,
+        n: usize,
+        mut alloc: impl FnMut() -> Option<T>,
+        ring: impl Fn(&mut Hw) -> &mut Ring<T>,
+    ) -> usize {
+        let mut batch = [T::default(); 32];
+        let mut added = 0;
+        while added < n {
+            let want = (n - added).min(batch.len());
+            let mut got = 0;
+            for b in batch.iter_mut().take(want) {
+                let Some(v) = alloc() else { break };
+                *b = v;
+                got += 1;
+            }
+            let mut hw = self.hw.lock();
+            for &v in batch.iter().take(got) {
+                // Room was checked, and only this driver posts.
+                ring(&mut hw).push(v);
+            }
+            drop(hw);
+            added += got;
+            if got < want {
+                break;
+            }
+        }
+        added
+    }
+
     /// Returns a buffer of a completion to its pool: a data pool netmem if `split`, else a
     /// header pool page.
     fn put(&self, netmem: bindings::netmem_ref, split: bool) {
@@ -1087,11 +1089,7 @@ impl RxQueue {
 
     /// Returns the buffers of completion `c` to the pools.
     fn give_back(&self, c: &Cqe) {
-        // SAFETY: a header pool page.
-        self.put(
-            unsafe { bindings::page_to_netmem(c.head as *mut bindings::page) },
-            false,
-        );
+        self.put(hdr_netmem(c.head), false);
         for f in c.frags() {
             self.put(f.netmem, c.split);
         }
@@ -1108,11 +1106,7 @@ impl RxQueue {
         loop {
             let p = self.hw.lock().hdr.pop();
             let Some(p) = p else { break };
-            // SAFETY: a header pool page.
-            self.put(
-                unsafe { bindings::page_to_netmem(p as *mut bindings::page) },
-                false,
-            );
+            self.put(hdr_netmem(p), false);
         }
         loop {
             let nm = self.hw.lock().data.pop();
@@ -1268,7 +1262,8 @@ extern "C" fn engine_poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_
     let done = q.run_engine(s, budget);
     if done < budget {
         // No work is reported, so IRQ deferral, which is for the driver's instance, does
-        // not hold the engine back. SAFETY: we are the NAPI poll of `napi`.
+        // not hold the engine back.
+        // SAFETY: we are the NAPI poll of `napi`.
         unsafe { bindings::napi_complete_done(napi, 0) };
     }
     if let Some(t) = timer {
