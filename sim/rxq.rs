@@ -104,7 +104,7 @@ pub(crate) struct RxStats {
     pub(crate) alloc_fail: AtomicU64,
     /// Nanoseconds the emulated DMA engine spent writing frames into this queue's
     /// buffers: CPU time that a hardware NIC does not cost, for benchmarks to tell apart.
-    /// Estimated from one write in [`DMA_TIMING_EVERY`].
+    /// Estimated from one write in [`DMA_TIMING_EVERY`], picked at random.
     pub(crate) dma_ns: AtomicU64,
     /// Nanoseconds the driver's NAPI poll spent outside the stack's calls
     /// (`napi_gro_receive()`, `napi_complete_done()`): building skbs from completions and
@@ -124,7 +124,7 @@ pub(crate) struct RxStats {
     pub(crate) irqs: AtomicU64,
 }
 
-/// One DMA write in this many is timed for the `dma_ns` counter.
+/// One DMA write in this many (a power of two) is timed for the `dma_ns` counter.
 const DMA_TIMING_EVERY: u32 = 8;
 /// One NAPI poll in this many is timed for the `driver_ns` and `engine_ns` counters.
 const POLL_TIMING_EVERY: u32 = 8;
@@ -369,8 +369,8 @@ pub(crate) struct RxQueue {
     /// leaves it masked when `napi_complete_done()` says the core will poll again (IRQ
     /// deferral, `napi_defer_hard_irqs` and `gro_flush_timeout`; busy polling).
     irq_masked: AtomicBool,
-    /// DMA writes so far, to pick the ones to time.
-    dma_writes: AtomicU32,
+    /// State of the pseudo-random pick of the DMA writes to time.
+    dma_pick: AtomicU32,
     /// Driver and engine polls so far, to pick the ones to time.
     polls: AtomicU32,
     engine_polls: AtomicU32,
@@ -408,7 +408,7 @@ impl RxQueue {
                 napi_added: AtomicBool::new(false),
                 throttled: AtomicBool::new(false),
                 irq_masked: AtomicBool::new(false),
-                dma_writes: AtomicU32::new(0),
+                dma_pick: AtomicU32::new(0),
                 polls: AtomicU32::new(0),
                 engine_polls: AtomicU32::new(0),
                 stats: RxStats::default(),
@@ -900,7 +900,7 @@ impl RxQueue {
     /// [`DMA_TIMING_EVERY`] is timed and stands for all of them, as reading the clock around
     /// every write costs a sizeable share of what it measures.
     fn dma(&self, pair: &Pair, dma: u64, wire: &Skb, off: usize, len: usize) -> Result {
-        if !sample(&self.dma_writes, DMA_TIMING_EVERY) {
+        if !sample_random(&self.dma_pick, DMA_TIMING_EVERY) {
             return dma_write(pair, dma, wire, off, len);
         }
         let start = now_ns();
@@ -1126,6 +1126,20 @@ fn sample(count: &AtomicU32, every: u32) -> bool {
     let n = count.load(Ordering::Relaxed);
     count.store(n.wrapping_add(1), Ordering::Relaxed);
     n % every == 0
+}
+
+/// Whether to time this event: one in `every` (a power of two), picked pseudo-randomly
+/// (xorshift32 over `state`), not by a fixed stride. Each frame takes a fixed pattern of DMA
+/// writes (its head, then one to three payload pages), so a stride would time the same kind
+/// of write every time: the head only, for example, at MTU 1500. One NAPI instance is the
+/// state's only writer.
+fn sample_random(state: &AtomicU32, every: u32) -> bool {
+    let mut x = state.load(Ordering::Relaxed).max(1);
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    state.store(x, Ordering::Relaxed);
+    x & (every - 1) == 0
 }
 
 /// The CPU's clock, in nanoseconds.
