@@ -381,6 +381,28 @@ impl NetDev {
     }
 }
 
+impl NetDev {
+    /// Associates TX queue `index` with `napi`, or with none.
+    ///
+    /// # Safety
+    ///
+    /// `index` is below the device's number of TX queues. `napi`, if any, is added to this
+    /// device and stays so until the association is cleared. The caller holds the instance
+    /// lock (lockdep checks it).
+    pub(crate) unsafe fn set_tx_queue_napi(&self, index: u32, napi: Option<&Napi>) {
+        // SAFETY: the device is allocated (type invariant); the rest is the caller's
+        // promise.
+        unsafe {
+            bindings::netif_queue_set_napi(
+                self.as_raw(),
+                index,
+                bindings::netdev_queue_type_NETDEV_QUEUE_TYPE_TX,
+                napi.map_or(core::ptr::null_mut(), Napi::as_raw),
+            )
+        };
+    }
+}
+
 /// Waits for an RCU grace period of the networking core.
 pub(crate) fn synchronize_net() {
     // SAFETY: only waits; the callers run in process context.

@@ -32,6 +32,7 @@ mod port;
 mod port_ops;
 mod queue_ops;
 mod rxq;
+mod txc;
 
 module! {
     type: SimModule,

@@ -32,6 +32,7 @@ use crate::netdev::{
 use crate::pci::P2pWindows;
 use crate::port_ops::{self, attr, FauxDma, NewLink};
 use crate::rxq::{RxQueue, WireInfo};
+use crate::txc::TxCompletion;
 
 /// `rtnl_link_ops` kind.
 pub(crate) const KIND: &CStr = c"netgpu-sim";
@@ -139,6 +140,8 @@ pub(crate) struct PortState {
     /// One queue per `num_rx_queues`; the first `real_num_rx_queues` are active.
     pub(crate) rxqs: KVec<Pin<KBox<RxQueue>>>,
     pub(crate) txqs: KVec<TxStats>,
+    /// Wakes the TX queues, scheduled by the peer's engines.
+    txc: Pin<KBox<TxCompletion>>,
     /// The steering snapshot the datapath reads.
     steering: RcuBox<Steering>,
     pub(crate) rings: RingCfg,
@@ -168,6 +171,7 @@ impl PortState {
                 pair,
                 rxqs,
                 txqs,
+                txc: TxCompletion::new()?,
                 steering: RcuBox::new(steering),
                 rings: RingCfg {
                     rx: AtomicU32::new(DEFAULT_RING),
@@ -227,6 +231,11 @@ impl PortState {
         }
     }
 
+    /// The port's TX completion.
+    pub(crate) fn txc(&self) -> &TxCompletion {
+        &self.txc
+    }
+
     /// The peer's state, if paired. Must be called in an RCU read-side critical section
     /// (or under rtnl); the result is valid for its duration.
     pub(crate) fn peer(&self) -> Option<&PortState> {
@@ -244,6 +253,7 @@ pub(crate) fn state(dev: &NetDev) -> Option<&PortState> {
 pub(crate) fn open(dev: &NetDev) -> Result {
     let s = state(dev).ok_or(ENODEV)?;
     s.open_queues(0, s.dev().real_rx())?;
+    s.txc.open(s.dev());
     let _guard = rcu::read_lock();
     if let Some(peer) = s.peer().filter(|p| p.dev().running()) {
         s.dev().carrier_on();
@@ -264,6 +274,7 @@ pub(crate) fn stop(dev: &NetDev) {
         }
     }
     s.close_queues(0, s.active.load(Ordering::Acquire));
+    s.txc.close(s.dev());
 }
 
 /// The wire: steers `skb` to an RX queue of the peer and posts it there. A frame that

@@ -557,8 +557,9 @@ impl RxQueue {
         self.take_pools(mem);
     }
 
-    /// Wakes the peer TX queues this ring stopped, once it is at most half full. A ring
-    /// fuller than that is the engine's to drain: it polls again.
+    /// Has the peer wake the TX queues this ring stopped, once it is at most half full: its
+    /// TX completion ([`crate::txc`]) does, on its own CPU. A ring fuller than that is the
+    /// engine's to drain: it polls again.
     fn wake_senders(&self, s: &PortState) {
         core::sync::atomic::fence(Ordering::SeqCst);
         if self.ring_len() >= s.rings.rx.load(Ordering::Relaxed) / 2 {
@@ -568,14 +569,8 @@ impl RxQueue {
             return;
         }
         let _guard = rcu::read_lock();
-        let Some(peer) = s.peer() else {
-            return;
-        };
-        let d = peer.dev();
-        for q in (0..d.real_tx()).filter_map(|i| d.tx_queue(i)) {
-            if q.stopped() {
-                q.wake();
-            }
+        if let Some(peer) = s.peer() {
+            peer.txc().wake();
         }
     }
 

@@ -34,8 +34,9 @@ vcpu_ns() {
 	rm -f "$f.ack"
 }
 # ngs1_napis: "PID KIND" for each of ngs1's NAPI threads (threaded NAPI),
-# KIND "rx" for an RX queue's instance (the driver's poll) and "engine" for
-# the instances that serve no queue (the sim's NIC engines, sim/rxq.rs), by
+# KIND "rx" for an RX queue's instance (the driver's poll), "tx" for the TX
+# queues' (the driver's TX completion, sim/txc.rs) and "engine" for the
+# instances that serve no queue (the sim's NIC engines, sim/rxq.rs), by
 # netdev netlink: a thread's name keeps the ID its instance had when it was
 # created, which an engine's changes at each queue restart
 ngs1_napis() {
@@ -50,14 +51,14 @@ ngs1_napis() {
 import json, sys
 replies = [json.loads(line) for line in sys.stdin if line.strip()]
 if len(replies) == 2:
-    rx = {q["napi-id"] for q in replies[0] if q.get("type") == "rx" and "napi-id" in q}
+    kind = {q["napi-id"]: q["type"] for q in replies[0] if "napi-id" in q}
     for n in replies[1]:
         if "pid" in n:
-            print(n["pid"], "rx" if n["id"] in rx else "engine")
+            print(n["pid"], kind.get(n["id"], "engine"))
 '
 }
-# pin_napi RX TX [ENGINE]: ngs1's RX queue NAPI threads (the receiving
-# host's driver and stack) on CPU RX; ngs1's engine threads (its NIC, which
+# pin_napi RX TX [ENGINE]: ngs1's RX and TX queue NAPI threads (the
+# receiving host's driver and stack) on CPU RX; ngs1's engine threads (its NIC, which
 # costs a host nothing) on CPU ENGINE, by default TX; all of ngs0's (the
 # sending host's) on CPU TX. Run before each measurement: a queue restart
 # (binding a queue, an MTU change) starts new threads.
@@ -65,7 +66,7 @@ pin_napi() {
 	local p kind
 	while read -r p kind; do
 		[ -n "$p" ] || continue
-		if [ "$kind" = rx ]; then
+		if [ "$kind" != engine ]; then
 			taskset -pc "$1" "$p" >/dev/null
 		else
 			taskset -pc "${3:-$2}" "$p" >/dev/null
@@ -73,13 +74,13 @@ pin_napi() {
 	done <<<"$(ngs1_napis)"
 	for p in $(pgrep '^napi/ngs0-'); do taskset -pc "$2" "$p" >/dev/null; done
 }
-# napi_ns: "RX ENGINE", the nanoseconds ngs1's RX queue and engine NAPI
-# threads ran so far, from one listing of the threads
+# napi_ns: "RX ENGINE", the nanoseconds ngs1's queue (RX and TX) and engine
+# NAPI threads ran so far, from one listing of the threads
 napi_ns() {
 	local p kind
 	while read -r p kind; do
 		[ -n "$p" ] && echo "$kind $(awk '{ print $1 }' "/proc/$p/schedstat" 2>/dev/null)"
-	done <<<"$(ngs1_napis)" | awk '{ t[$1] += $2 } END { printf "%.0f %.0f\n", t["rx"], t["engine"] }'
+	done <<<"$(ngs1_napis)" | awk '{ t[$1] += $2 } END { printf "%.0f %.0f\n", t["rx"] + t["tx"], t["engine"] }'
 }
 t=$(mktemp -d)
 

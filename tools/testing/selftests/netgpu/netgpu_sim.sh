@@ -242,20 +242,28 @@ if grep -q "'napi-id'" <<<"$napi_before" && [ "$(grep -c "'type': 'rx'" <<<"$nap
 else
 	nok queue_get_reports_4_rx_queues_with_napi "$napi_before"
 fi
-# Each queue's NIC engine is a NAPI instance of its own, next to the queue's:
-# eight instances, four of them the queues'.
+# Each queue's NIC engine is a NAPI instance of its own, next to the queue's,
+# and the TX queues share one, the port's TX completion: nine instances, four
+# of them the RX queues', one the TX queues'.
 # shellcheck disable=SC2046
-napis=$($B $YNL $(ynl_spec netdev) --dump napi-get \
-	--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}" 2>&1)
-n_all=$(grep -o "'id': [0-9]*" <<<"$napis" | sort -u | wc -l)
-n_rx=0
-for id in $(sed -n "s/.*'napi-id': \([0-9]*\).*/\1/p" <<<"$napi_before"); do
-	grep -q "'id': $id\b" <<<"$napis" && n_rx=$((n_rx + 1))
-done
-if [ "$n_all" = 8 ] && [ "$n_rx" = 4 ]; then
+counts=$({
+	$B $YNL $(ynl_spec netdev) --dump queue-get --output-json \
+		--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}"
+	echo
+	$B $YNL $(ynl_spec netdev) --dump napi-get --output-json \
+		--json "{\"ifindex\": $($B cat /sys/class/net/ngs1/ifindex)}"
+} 2>/dev/null | python3 -c '
+import json, sys
+q, n = [json.loads(l) for l in sys.stdin if l.strip()]
+ids = {x["id"] for x in n}
+rx = {x["napi-id"] for x in q if x["type"] == "rx" and "napi-id" in x}
+tx = {x["napi-id"] for x in q if x["type"] == "tx" and "napi-id" in x}
+print(len(ids), len(rx & ids), len(tx & ids), len(ids - rx - tx))
+' 2>&1)
+if [ "$counts" = "9 4 1 4" ]; then
 	ok engines_are_napi_instances_of_their_own
 else
-	nok engines_are_napi_instances_of_their_own "$n_all instances, $n_rx of the queues: $napis"
+	nok engines_are_napi_instances_of_their_own "instances, RX queues', TX queues', others: $counts"
 fi
 
 # --- 8. teardown under traffic ---
