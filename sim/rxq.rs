@@ -43,6 +43,7 @@ use kernel::types::Opaque;
 use crate::coalesce::{Run, Segment};
 use crate::netdev::{self, Napi, NetDev, PagePool, Skb, TxQueue};
 use crate::port::{self, Pair, PortState, TxStats};
+use crate::txc::Completed;
 
 const PAGE_SIZE: usize = 1 << bindings::PAGE_SHIFT;
 /// Headroom in header buffers (NET_SKB_PAD on x86-64).
@@ -447,7 +448,7 @@ impl RxQueue {
             self.throttled.store(true, Ordering::SeqCst);
             tx.stops.fetch_add(1, Ordering::Relaxed);
             txq.stop();
-            // Pairs with the barrier in `wake_senders`: either the engine sees `throttled`,
+            // Pairs with the barrier in `complete_tx`: either the engine sees `throttled`,
             // or we see the ring it drained.
             core::sync::atomic::fence(Ordering::SeqCst);
             if self.ring_len() < ring_size / 2 {
@@ -557,20 +558,18 @@ impl RxQueue {
         self.take_pools(mem);
     }
 
-    /// Has the peer wake the TX queues this ring stopped, once it is at most half full: its
-    /// TX completion ([`crate::txc`]) does, on its own CPU. A ring fuller than that is the
-    /// engine's to drain: it polls again.
-    fn wake_senders(&self, s: &PortState) {
+    /// Hands the frames of `sent` to the peer's TX completion ([`crate::txc`]), which frees
+    /// them on its own CPU, and has it wake the TX queues this ring stopped, once the ring
+    /// is at most half full. A ring fuller than that is the engine's to drain: it polls
+    /// again.
+    fn complete_tx(&self, s: &PortState, sent: &mut Completed, budget: c_int) {
         core::sync::atomic::fence(Ordering::SeqCst);
-        if self.ring_len() >= s.rings.rx.load(Ordering::Relaxed) / 2 {
-            return;
-        }
-        if !self.throttled.swap(false, Ordering::AcqRel) {
-            return;
-        }
+        let wake = self.ring_len() < s.rings.rx.load(Ordering::Relaxed) / 2
+            && self.throttled.swap(false, Ordering::AcqRel);
         let _guard = rcu::read_lock();
-        if let Some(peer) = s.peer() {
-            peer.txc().wake();
+        match s.peer() {
+            Some(peer) => peer.txc().complete(sent, wake, budget),
+            None => sent.free(budget),
         }
     }
 
@@ -820,6 +819,8 @@ impl RxQueue {
         let mut completed = false;
         let mut wait = false;
         let mut dropped = false;
+        // The frames whose transmission completed.
+        let mut sent = Completed::new();
         while done < budget {
             // SAFETY: `ring` is initialized and owns the skbs queued on it.
             let Some(mut wire) = (unsafe { Skb::from_raw(bindings::skb_dequeue(self.ring.get())) })
@@ -831,7 +832,7 @@ impl RxQueue {
                 match self.merge(s, o, &wire, &info) {
                     Ok(true) => {
                         done += 1;
-                        wire.consume_in_napi(budget);
+                        sent.push(wire, budget);
                         continue;
                     }
                     Ok(false) => {}
@@ -862,8 +863,7 @@ impl RxQueue {
                 }
             }
             done += 1;
-            // The frame's transmission completed.
-            wire.consume_in_napi(budget);
+            sent.push(wire, budget);
         }
         if let Some(o) = open.take() {
             completed |= self.finish(o);
@@ -877,7 +877,7 @@ impl RxQueue {
             // post buffers for the frames to come.
             self.schedule_napi();
         }
-        self.wake_senders(s);
+        self.complete_tx(s, &mut sent, budget);
         if wait {
             0
         } else {
