@@ -133,7 +133,13 @@ fn memcpy_bw(bytes: u64, chunk: usize) -> Result<String, String> {
         return Err(format!("bad chunk size {chunk}"));
     }
     let src = vec![0x5au8; AREA];
-    let mut dst = vec![0u8; AREA];
+    // Fault the destination in and warm up with one untimed pass: a zeroed vector is
+    // mapped lazily, and its page faults would weigh on short measurements.
+    let mut dst = vec![0xa5u8; AREA];
+    for (d, s) in dst.chunks_mut(chunk).zip(src.chunks(chunk)) {
+        d.copy_from_slice(std::hint::black_box(s));
+    }
+    std::hint::black_box(&mut dst);
     let t = Instant::now();
     let mut done = 0u64;
     while done < bytes {
