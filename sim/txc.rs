@@ -12,11 +12,12 @@
 //! NIC tells its own host that transmissions completed, and that host's driver wakes the
 //! queue from its NAPI poll: so does this instance, on the CPU where the port's NAPI runs.
 //!
-//! It also frees the port's frames that the peer's engines are done with. A NIC's TX
-//! completion frees the sender's buffers on the sending host; freed by the engine, the
-//! frames went through `skb_attempt_defer_free()` back to the CPU that allocated them, a
-//! tenth of the receiving CPU in the capacity benchmark. An engine poll gathers its frames
-//! ([`Completed`]) and hands them over under one lock.
+//! It also frees the port's frames that the peer's engines are done with, in batches. A
+//! NIC's TX completion frees the sender's buffers on the sending host; freed by the engine,
+//! the frames went through `skb_attempt_defer_free()` back to the CPU that allocated them,
+//! a tenth of the receiving CPU in the capacity benchmark. An engine poll gathers its
+//! frames ([`Completed`]) and hands them over under one lock if they are many; a few (a
+//! TCP stream's ACKs) it frees itself, as a wakeup of the sending side would cost more.
 //!
 //! The instance is the NAPI instance of all the port's TX queues (netdev netlink reports it
 //! as theirs). It is added and enabled while the port is up.
@@ -35,6 +36,11 @@ use crate::netdev::{self, Napi, NetDev, Skb};
 
 /// Weight of the instance (`NAPI_POLL_WEIGHT`): frames freed per poll.
 const WEIGHT: usize = 64;
+/// Fewest frames an engine poll hands over without a wake request; it frees fewer itself.
+/// Scheduling the instance is a wakeup on the sending side's CPU, and a stream's ACKs come
+/// one or two per engine poll: the receiving host of a TCP stream would pay a wakeup per
+/// poll of its peer's engine. NICs moderate TX completion interrupts the same way.
+const HANDOVER_MIN: usize = 32;
 /// Most frames waiting to be freed; beyond that, an engine frees its frames itself.
 const DONE_MAX: usize = 4096;
 
@@ -144,11 +150,16 @@ impl TxCompletion {
     }
 
     /// Takes over the frames of `c` to free them, and wakes the port's stopped TX queues if
-    /// `wake`: schedules the instance to do both on its CPU. If the port is down (or
-    /// too many frames wait), the frames are freed here, from a NAPI poll given `budget`.
+    /// `wake`: schedules the instance to do both on its CPU. Fewer than [`HANDOVER_MIN`]
+    /// frames and no wake, or the port down (or too many frames waiting), and the frames
+    /// are freed here, from a NAPI poll given `budget`.
     /// Called by the peer's engine, in an RCU read-side critical section that keeps the
     /// port's state alive.
     pub(crate) fn complete(&self, c: &mut Completed, wake: bool, budget: c_int) {
+        if !wake && c.len < HANDOVER_MIN {
+            c.free(budget);
+            return;
+        }
         let schedule = {
             let mut d = self.done.lock();
             if d.up {
