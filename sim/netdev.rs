@@ -351,8 +351,9 @@ impl Napi {
     ///
     /// # Safety
     ///
-    /// The instance is added: scheduling an added NAPI that is not enabled is a no-op, but
-    /// a zeroed one would be queued without a poll function.
+    /// The instance was added at least once: scheduling one that is disabled, or was
+    /// disabled and then deleted (which leaves it marked as scheduled), is a no-op, but a
+    /// zeroed one would be queued without a poll function.
     pub(crate) unsafe fn schedule(&self) -> bool {
         // SAFETY: the caller's promise.
         unsafe { bindings::napi_schedule(self.0.get()) }

@@ -343,9 +343,11 @@ impl Open {
 /// # Invariants
 ///
 /// `ring` is an initialized `sk_buff_head`. `napi` and `engine` are zeroed until the queue
-/// is first opened, and change only through [`Napi`]'s methods; they are registered with the
-/// device while the queue is open (`napi_added`), and enabled from `start` to `stop`, which
-/// the control path calls only on open queues, alternately, under the instance lock.
+/// is first opened, and change only through [`Napi`]'s methods. `napi` is registered with
+/// the device while the queue is open (`napi_added`), `engine` from `start` to `stop`, and
+/// both are enabled from `start` to `stop`, which the control path calls only on open
+/// queues, alternately, under the instance lock. Deleted, `engine` stays marked as
+/// scheduled, as disabling left it, so scheduling it then is a no-op.
 /// `hdr_pool`/`data_pool` are null or page pools owned by this queue (from
 /// [`PagePool::into_raw`]), used by the NAPI instances only while they are enabled; the
 /// buffers in `hw` come from them. `index` is below the device's number of RX queues.
@@ -1309,56 +1311,61 @@ impl RxQueue {
         unsafe { Napi::from_opaque(&self.engine) }
     }
 
-    /// Adds the NAPI instances to `dev`, unless they are added already. Instance lock held.
+    /// Adds the queue's NAPI instance to `dev`, unless it is added already. Instance lock
+    /// held.
     fn add_napi(&self, dev: &NetDev) {
         if !self.napi_added.swap(true, Ordering::AcqRel) {
-            // SAFETY: the NAPI structs are zeroed or were deleted (`napi_added` was false);
-            // `poll` is the poll of a NAPI instance embedded first in an `RxQueue`, as
-            // `napi` is, and `engine_poll` the poll of one that is its `engine` field;
-            // `index` is a queue of `dev`; instance lock held.
-            unsafe {
-                self.napi().add_locked(dev, poll, self.index);
-                self.engine().add_tx_locked(dev, engine_poll, ENGINE_WEIGHT);
-            }
+            // SAFETY: the NAPI struct is zeroed or was deleted (`napi_added` was false);
+            // `poll` is the poll of a NAPI instance embedded first in an `RxQueue`, as `napi`
+            // is; `index` is a queue of `dev`; instance lock held.
+            unsafe { self.napi().add_locked(dev, poll, self.index) };
         }
     }
 
-    /// Deletes the NAPI instances, if added, and waits until the device no longer reaches
-    /// them. NAPI is disabled (`stop`); instance lock held.
+    /// Deletes the queue's NAPI instance, if added, and waits until the device no longer
+    /// reaches it. NAPI is disabled (`stop`); instance lock held.
     fn del_napi(&self) {
         if self.napi_added.swap(false, Ordering::AcqRel) {
             // SAFETY: added in `open`, disabled by `stop`; instance lock held.
-            unsafe {
-                self.engine().del_locked();
-                self.napi().del_locked();
-            }
+            unsafe { self.napi().del_locked() };
             netdev::synchronize_net();
         }
     }
 
-    /// Associates the queue with its NAPI instance and enables both instances. Instance
-    /// lock held.
+    /// Adds the engine's NAPI instance, associates the queue with its own and enables both.
+    /// Instance lock held.
+    ///
+    /// The engine is added at each start, not enabled again: an instance with no NAPI
+    /// config gets a new ID when enabled, the highest yet, but keeps its place in the
+    /// device's list, which netdev netlink's `napi-get` dump needs sorted by ID (it warns,
+    /// and skips the instance). Added, it goes to the head of the list, where that ID goes.
     fn enable_napi(&self, dev: &NetDev) {
         let napi = self.napi();
-        // SAFETY: the NAPI instances are added (the queue is open) and disabled (stopped);
-        // `index` is a queue of `dev`; instance lock held.
+        // SAFETY: the queue's instance is added (the queue is open) and disabled (stopped);
+        // the engine's is zeroed or was deleted by `disable_napi` an RCU grace period ago;
+        // `engine_poll` is the poll of an instance that is the `engine` field of an
+        // `RxQueue`; `index` is a queue of `dev`; instance lock held.
         unsafe {
+            self.engine().add_tx_locked(dev, engine_poll, ENGINE_WEIGHT);
             dev.set_rx_queue_napi(self.index, Some(napi));
             napi.enable_locked();
             self.engine().enable_locked();
         }
     }
 
-    /// Disables the NAPI instances, the engine first, and dissociates the queue from its
-    /// own. Instance lock held.
+    /// Disables the NAPI instances, the engine first, deletes the engine's, and dissociates
+    /// the queue from its own. Waits until the device no longer reaches the engine's, which
+    /// `enable_napi` adds again. Instance lock held.
     fn disable_napi(&self, dev: &NetDev) {
         // SAFETY: the NAPI instances are added and enabled (the queue is started); `index`
         // is a queue of `dev`; instance lock held.
         unsafe {
             self.engine().disable_locked();
+            self.engine().del_locked();
             self.napi().disable_locked();
             dev.set_rx_queue_napi(self.index, None);
         }
+        netdev::synchronize_net();
     }
 
     /// Schedules a driver poll; returns whether this call did. NAPI is added (the queue is
@@ -1368,10 +1375,11 @@ impl RxQueue {
         unsafe { self.napi().schedule() }
     }
 
-    /// Schedules an engine poll. NAPI is added (the queue is open): the peer's transmit
-    /// posts only to open queues (`PortState::active`).
+    /// Schedules an engine poll. The queue is open: the peer's transmit posts only to open
+    /// queues (`PortState::active`).
     fn schedule_engine(&self) {
-        // SAFETY: as above.
+        // SAFETY: an open queue's engine was added by `start`; between `stop` and the next
+        // `start` it is deleted, and stays marked as scheduled (type invariant).
         unsafe { self.engine().schedule() };
     }
 
