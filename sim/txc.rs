@@ -163,11 +163,8 @@ impl TxCompletion {
         let schedule = {
             let mut d = self.done.lock();
             if d.up {
-                while c.len > 0 && d.skbs.len() < d.skbs.capacity() {
-                    let p = c.skbs[c.len - 1];
-                    if d.skbs.push_within_capacity(p).is_err() {
-                        break;
-                    }
+                // What does not fit is freed below.
+                while c.len > 0 && d.skbs.push_within_capacity(c.skbs[c.len - 1]).is_ok() {
                     c.len -= 1;
                 }
                 d.wake |= wake;
