@@ -360,44 +360,33 @@ impl Napi {
     }
 }
 
-impl NetDev {
-    /// Associates RX queue `index` with `napi`, or with none.
-    ///
-    /// # Safety
-    ///
-    /// `index` is below the device's number of RX queues. `napi`, if any, is added to this
-    /// device and stays so until the association is cleared. The caller holds the instance
-    /// lock (lockdep checks it).
-    pub(crate) unsafe fn set_rx_queue_napi(&self, index: u32, napi: Option<&Napi>) {
-        // SAFETY: the device is allocated (type invariant); the rest is the caller's
-        // promise.
-        unsafe {
-            bindings::netif_queue_set_napi(
-                self.as_raw(),
-                index,
-                bindings::netdev_queue_type_NETDEV_QUEUE_TYPE_RX,
-                napi.map_or(core::ptr::null_mut(), Napi::as_raw),
-            )
-        };
-    }
+/// The kind of queue a NAPI instance serves.
+#[derive(Clone, Copy)]
+pub(crate) enum QueueType {
+    Rx,
+    Tx,
 }
 
 impl NetDev {
-    /// Associates TX queue `index` with `napi`, or with none.
+    /// Associates queue `index` of kind `ty` with `napi`, or with none.
     ///
     /// # Safety
     ///
-    /// `index` is below the device's number of TX queues. `napi`, if any, is added to this
-    /// device and stays so until the association is cleared. The caller holds the instance
-    /// lock (lockdep checks it).
-    pub(crate) unsafe fn set_tx_queue_napi(&self, index: u32, napi: Option<&Napi>) {
+    /// `index` is below the device's number of queues of that kind. `napi`, if any, is
+    /// added to this device and stays so until the association is cleared. The caller holds
+    /// the instance lock (lockdep checks it).
+    pub(crate) unsafe fn set_queue_napi(&self, ty: QueueType, index: u32, napi: Option<&Napi>) {
+        let ty = match ty {
+            QueueType::Rx => bindings::netdev_queue_type_NETDEV_QUEUE_TYPE_RX,
+            QueueType::Tx => bindings::netdev_queue_type_NETDEV_QUEUE_TYPE_TX,
+        };
         // SAFETY: the device is allocated (type invariant); the rest is the caller's
         // promise.
         unsafe {
             bindings::netif_queue_set_napi(
                 self.as_raw(),
                 index,
-                bindings::netdev_queue_type_NETDEV_QUEUE_TYPE_TX,
+                ty,
                 napi.map_or(core::ptr::null_mut(), Napi::as_raw),
             )
         };

@@ -41,7 +41,7 @@ use kernel::sync::{new_spinlock_irq, rcu, SpinLockIrq};
 use kernel::types::Opaque;
 
 use crate::coalesce::{Run, Segment};
-use crate::netdev::{self, Napi, NetDev, PagePool, Skb, TxQueue};
+use crate::netdev::{self, Napi, NetDev, PagePool, QueueType, Skb, TxQueue};
 use crate::port::{self, Pair, PortState, TxStats};
 use crate::txc::Completed;
 
@@ -1347,7 +1347,7 @@ impl RxQueue {
         // `RxQueue`; `index` is a queue of `dev`; instance lock held.
         unsafe {
             self.engine().add_tx_locked(dev, engine_poll, ENGINE_WEIGHT);
-            dev.set_rx_queue_napi(self.index, Some(napi));
+            dev.set_queue_napi(QueueType::Rx, self.index, Some(napi));
             napi.enable_locked();
             self.engine().enable_locked();
         }
@@ -1363,7 +1363,7 @@ impl RxQueue {
             self.engine().disable_locked();
             self.engine().del_locked();
             self.napi().disable_locked();
-            dev.set_rx_queue_napi(self.index, None);
+            dev.set_queue_napi(QueueType::Rx, self.index, None);
         }
         netdev::synchronize_net();
     }

@@ -32,7 +32,7 @@ use kernel::prelude::*;
 use kernel::sync::{new_spinlock_irq, SpinLockIrq};
 use kernel::types::Opaque;
 
-use crate::netdev::{self, Napi, NetDev, Skb};
+use crate::netdev::{self, Napi, NetDev, QueueType, Skb};
 
 /// Weight of the instance (`NAPI_POLL_WEIGHT`): frames freed per poll.
 const WEIGHT: usize = 64;
@@ -114,7 +114,7 @@ impl TxCompletion {
             napi.add_tx_locked(dev, poll, WEIGHT as c_int);
             napi.enable_locked();
             for i in 0..dev.num_tx() {
-                dev.set_tx_queue_napi(i, Some(napi));
+                dev.set_queue_napi(QueueType::Tx, i, Some(napi));
             }
         }
         self.added_once.store(true, Ordering::Release);
@@ -129,7 +129,7 @@ impl TxCompletion {
         // SAFETY: added and enabled by `open` (the port was up); instance lock held.
         unsafe {
             for i in 0..dev.num_tx() {
-                dev.set_tx_queue_napi(i, None);
+                dev.set_queue_napi(QueueType::Tx, i, None);
             }
             napi.disable_locked();
             napi.del_locked();
