@@ -74,6 +74,25 @@ pin_napi() {
 	done <<<"$(ngs1_napis)"
 	for p in $(pgrep '^napi/ngs0-'); do taskset -pc "$2" "$p" >/dev/null; done
 }
+# housekeeping_on CPU: the VM's housekeeping, unbound workqueues and every
+# kernel thread allowed on all CPUs (RCU's grace-period thread, kcompactd,
+# ...), runs on CPU from now on. It serves the whole VM, the benchmark's
+# own process churn first (each exiting process queues RCU callbacks), and
+# the scheduler wakes it on whichever CPU is idle: that is the receiver's
+# CPU whenever a receive path leaves it idle, and its time was charged to
+# that path. Measured under TCG, with it on CPU 1 an idle CPU 1 cost the
+# host 17 to 41 ms per second and the RCU thread alone ran 4 to 6 s per GB
+# received; with it on CPU 0, 2 ms per second. Per-CPU threads (ksoftirqd,
+# per-CPU workers) stay where they are: they do that CPU's own work.
+housekeeping_on() {
+	local p
+	printf '%x\n' $((1 << $1)) >/sys/devices/virtual/workqueue/cpumask || return 1
+	for p in $(ps -eo pid=,ppid= | awk '$1 == 2 || $2 == 2 { print $1 }'); do
+		case "$(taskset -pc "$p" 2>/dev/null)" in
+		*": 0-$(($(nproc) - 1))" | *": 0,1") taskset -pc "$1" "$p" >/dev/null 2>&1 ;;
+		esac
+	done
+}
 # napi_ns: "RX ENGINE", the nanoseconds ngs1's queue (RX and TX) and engine
 # NAPI threads ran so far, from one listing of the threads
 napi_ns() {

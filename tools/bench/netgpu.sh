@@ -27,7 +27,10 @@
 # sim's NIC engines (sim/rxq.rs: the emulated hardware that writes frames
 # into the posted buffers, DMA included, and coalesces them) run in NAPI
 # threads of their own, which play the NICs and go to CPU 0 as well: a
-# hardware NIC costs the receiving host nothing. Receiver CPU, per GB, is
+# hardware NIC costs the receiving host nothing. So does the VM's
+# housekeeping (unbound workqueues, RCU's grace-period thread: lib.sh
+# housekeeping_on), which otherwise wakes on whichever CPU is idle and was
+# charged to the receive path that left CPU 1 idle. Receiver CPU, per GB, is
 # what CPU 1 spent while the stream was received (see run), as the host
 # counts it: the CPU time of vCPU 1's thread (vcpu_ns in lib.sh). That
 # holds all the receiving host did (process, NAPI, interrupts, wake-ups)
@@ -60,8 +63,10 @@ if [ "$(nproc)" -lt 2 ]; then
 	echo "netgpu benchmark: needs two vCPUs, has $(nproc)"
 	exit 1
 fi
-# This script's own polling runs on the sender's host.
+# This script's own polling runs on the sender's host, and so does the VM's
+# housekeeping.
 taskset -pc "$TX_CPU" $$ >/dev/null
+housekeeping_on "$TX_CPU"
 insmod "$KO"
 pair_up
 $B ethtool -K ngs1 ntuple on

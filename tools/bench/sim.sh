@@ -36,6 +36,7 @@
 #                driver's share of NAPI took (ethtool -S rxN_engine_ns and
 #                rxN_driver_ns): what the sim itself costs, without the IPv6
 #                input and GRO that every NIC's frames pay.
+#                The VM's housekeeping runs on CPU 0 (lib.sh housekeeping_on).
 # Needs what sim_lib.sh needs, and NETGPU_NCDEVMEM.
 
 # shellcheck source=tools/testing/selftests/netgpu/sim_lib.sh
@@ -45,6 +46,7 @@ NCDEVMEM=${NETGPU_NCDEVMEM:-}
 # shellcheck source=tools/bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 
+housekeeping_on 0
 insmod "$KO"
 pair_up
 $B ethtool -K ngs1 ntuple on
