@@ -85,11 +85,12 @@ pin_napi() {
 # received; with it on CPU 0, 2 ms per second. Per-CPU threads (ksoftirqd,
 # per-CPU workers) stay where they are: they do that CPU's own work.
 housekeeping_on() {
-	local p
+	# taskset lists all CPUs as "0-N", or "0,1" when there are two
+	local p all="0-$(($(nproc) - 1))"
 	printf '%x\n' $((1 << $1)) >/sys/devices/virtual/workqueue/cpumask || return 1
 	for p in $(ps -eo pid=,ppid= | awk '$1 == 2 || $2 == 2 { print $1 }'); do
 		case "$(taskset -pc "$p" 2>/dev/null)" in
-		*": 0-$(($(nproc) - 1))" | *": 0,1") taskset -pc "$1" "$p" >/dev/null 2>&1 ;;
+		*": $all" | *": 0,1") taskset -pc "$1" "$p" >/dev/null 2>&1 ;;
 		esac
 	done
 }
