@@ -27,7 +27,7 @@ const ETH_RSS_HASH_TOP: u8 = 1 << bindings::ETH_RSS_HASH_TOP_BIT;
 const HDS_UNKNOWN: u8 = bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_UNKNOWN as u8;
 const HDS_ENABLED: u8 = bindings::ethtool_tcp_data_split_ETHTOOL_TCP_DATA_SPLIT_ENABLED as u8;
 
-const RX_STATS: [&str; 14] = [
+const RX_STATS: [&str; 16] = [
     "packets",
     "bytes",
     "hds_packets",
@@ -42,6 +42,8 @@ const RX_STATS: [&str; 14] = [
     "hw_gro_packets",
     "hw_gro_wire_packets",
     "irqs",
+    "buffer_waits",
+    "cq_waits",
 ];
 const TX_STATS: [&str; 4] = ["packets", "bytes", "drops", "stops"];
 /// Device-wide counters, after the per-queue ones.
@@ -516,6 +518,8 @@ pub(crate) fn get_ethtool_stats(dev: &NetDev, data: &mut [u64]) {
             &x.hw_gro_packets,
             &x.hw_gro_wire_packets,
             &x.irqs,
+            &x.buffer_waits,
+            &x.cq_waits,
         ] {
             if vals.push(v.load(Ordering::Relaxed), GFP_KERNEL).is_err() {
                 return;

@@ -123,6 +123,11 @@ pub(crate) struct RxStats {
     pub(crate) hw_gro_wire_bytes: AtomicU64,
     /// "Interrupts": completions that scheduled the driver's NAPI (unmasked, and NAPI idle).
     pub(crate) irqs: AtomicU64,
+    /// Times the engine found too few posted buffers for a frame and waited for the driver
+    /// to post more (the frame stays on the wire ring: flow control, not a drop).
+    pub(crate) buffer_waits: AtomicU64,
+    /// Times the engine found the completion ring full and waited for the driver.
+    pub(crate) cq_waits: AtomicU64,
 }
 
 /// One DMA write in this many (a power of two) is timed for the `dma_ns` counter.
@@ -602,15 +607,16 @@ impl RxQueue {
         let mut hw = self.hw.lock();
         if new && hw.cq.space() == 0 {
             hw.cq_full = true;
+            self.stats.cq_waits.fetch_add(1, Ordering::Relaxed);
             return Take::Wait;
         }
         if hw.hdr.len() < nr_hdr || hw.data.len() < nr_data {
             hw.starved = true;
-            return if hw.no_buffers {
-                Take::Drop
-            } else {
-                Take::Wait
-            };
+            if hw.no_buffers {
+                return Take::Drop;
+            }
+            self.stats.buffer_waits.fetch_add(1, Ordering::Relaxed);
+            return Take::Wait;
         }
         let mut b = Bufs {
             hdr: [0; FRAME_BUFS],
