@@ -44,8 +44,13 @@
 # sim's poll outside the stack's calls (rxN_driver_ns): building skbs from
 # completions and posting buffers. Each row also shows what ngs1's engine
 # threads ran on CPU 0 per GB ("NIC"), and of that the DMA writes
-# (rxN_dma_ns). Throughput is BYTES over the sender's elapsed time. Prints
-# the ratios netgpu/devmem and netgpu/copy.
+# (rxN_dma_ns). Throughput is BYTES over the sender's elapsed time. CPU 0,
+# which runs the sender, its stack and the NICs, bounds every receiver's
+# throughput, so a second line per row shows what CPU 0 cost the host per
+# GB while the sender ran, how busy it was, the sender process's own part,
+# and the segments the receiving side sent per MB (ACKs and window
+# updates: each makes the sender's stack run). Prints the ratios
+# netgpu/devmem and netgpu/copy.
 # Needs what sim_lib.sh needs, NETGPU_NCDEVMEM, netgpu.ko loaded,
 # netgpu_recv on PATH and two vCPUs.
 
@@ -81,6 +86,9 @@ dma_ns() { rx_total ngsb ngs1 dma_ns; }
 # drv_ns: nanoseconds ngs1's NAPI polls spent outside the stack's calls so far
 # (the driver: skbs from completions, posting buffers)
 drv_ns() { rx_total ngsb ngs1 driver_ns; }
+# acks: TCP segments ngs1's namespace sent so far (the receiver's ACKs and
+# window updates)
+acks() { $B nstat -asz TcpOutSegs | awk '$1 == "TcpOutSegs" { print $2 }'; }
 # frames: "WIRE_FRAMES SKBS" ngs1 received so far (a coalesced run is one skb)
 frames() {
 	$B ethtool -S ngs1 | awk '
@@ -117,6 +125,7 @@ ended() {
 # 256 MiB receive here) and is left out for every receiver alike.
 run() {
 	local label=$1 port=$2 tpid rx b0 n0 e0 d0 v0 p0 h0 f0 k0 b1 n1 e1 d1 v1 p1 h1 f1 k1 el host=-1
+	local c0 c1 w0 w1 a0 a1 su ss tx=-1
 	shift 2
 	split_on
 	# netgpu_recv --hold waits for this pipe to close before its teardown
@@ -137,8 +146,10 @@ run() {
 	b0=$(cpu_busy "$RX_CPU") d0=$(dma_ns) v0=$(drv_ns) p0=$(proc_ns "$rx") h0=$(vcpu_ns "$RX_CPU")
 	read -r n0 e0 <<<"$(napi_ns)"
 	read -r f0 k0 <<<"$(frames)"
-	/usr/bin/time -f "%e" -o "$t/tx" taskset -c "$TX_CPU" $A netgpu_traffic send tcp \
+	a0=$(acks) w0=$(date +%s%N) c0=$(vcpu_ns "$TX_CPU")
+	/usr/bin/time -f "%e %U %S" -o "$t/tx" taskset -c "$TX_CPU" $A netgpu_traffic send tcp \
 		2001:db8::2 "$port" "$BYTES" --from "[2001:db8::1]:$port" >/dev/null 2>&1
+	c1=$(vcpu_ns "$TX_CPU") w1=$(date +%s%N) a1=$(acks)
 	for _ in $(seq 2400); do
 		ended "$t/$label.out" "$tpid" && break
 		sleep 0.05
@@ -153,16 +164,18 @@ run() {
 	rc=$?
 	# A receiver that exits at the end: its lifetime's CPU time
 	[ -n "$p1" ] || p1=$(tail -n 1 "$t/rx" | awk '{ printf "%.0f\n", ($1 + $2) * 1e9 }')
-	read -r el <"$t/tx"
+	read -r el su ss <"$t/tx"
 	if [ "$rc" -ne 0 ]; then
 		echo "$label: receiver failed (exit $rc): $(tail -3 "$t/$label.out")"
 		return
 	fi
 	[ -n "$h0" ] && [ -n "$h1" ] && host=$((h1 - h0))
+	[ -n "$c0" ] && [ -n "$c1" ] && tx=$((c1 - c0))
 	awk -v l="$label" -v b="$BYTES" -v el="$el" -v rp="$((p1 - p0))" \
 		-v rb="$((b1 - b0))" -v napi="$((n1 - n0))" -v hz="$hz" \
 		-v dma="$((d1 - d0))" -v drv="$((v1 - v0))" -v host="$host" -v eng="$((e1 - e0))" \
-		-v fr="$((f1 - f0))" -v sk="$((k1 - k0))" 'BEGIN {
+		-v fr="$((f1 - f0))" -v sk="$((k1 - k0))" -v tx="$tx" -v su="$su" -v ss="$ss" \
+		-v acks="$((a1 - a0))" -v wall="$((w1 - w0))" 'BEGIN {
 		mbs = b / el / 1e6; gb = b / 1e9; d = dma / 1e9 / gb
 		busy = rb / hz; threads = (rp + napi) / 1e9
 		if (host >= 0) {
@@ -173,6 +186,9 @@ run() {
 		printf "%-12s %7.3f Gbit/s  rx CPU %6.2f s/GB (%s)  [process %.2f + NAPI %.2f, of it driver %.2f; CPU %d busy %.2f; %.1f frames per skb; NIC %.2f s/GB on CPU %d, of it DMA %.2f]\n",
 			l, mbs * 8 / 1000, cpu, by, rp / 1e9 / gb, napi / 1e9 / gb, drv / 1e9 / gb, '"$RX_CPU"', busy / gb, (sk > 0 ? fr / sk : 0), eng / 1e9 / gb, '"$TX_CPU"', d
 		printf "%s %f %f\n", l, mbs, cpu >> "'"$t/rows"'"
+		printf "%-12s   sending CPU %d: %s, of it the sender %.2f s/GB; the receiver sent %.1f segments per MB\n",
+			"", '"$TX_CPU"', (tx >= 0 ? sprintf("%.2f s/GB (host), %.0f%% busy", tx / 1e9 / gb, 100 * tx / wall) : "(no host count)"),
+			(su + ss) / gb, acks / (b / 1e6)
 	}'
 }
 

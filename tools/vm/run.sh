@@ -30,6 +30,9 @@ params="panic_on_warn=0 kmemleak=on"
 verbose=
 [ "$mode" = check ] && verbose=--verbose
 
+# NETGPU_QEMU_OPTS adds QEMU options, e.g. "-cpu max,erms=off" to measure
+# the benchmarks on a CPU model whose copies do not use "rep movsb" (which
+# TCG runs one translated block per byte; see Documentation/netgpu.rst).
 # Named threads ("CPU 1/TCG"): the benchmarks read a vCPU's CPU time here.
 pci="-name debug-threads=on"
 pci+=" -device pcie-root-port,id=ngrp,bus=pcie.0,chassis=10"
@@ -48,7 +51,7 @@ boot() { # boot ACCEL_ARGS TIMEOUT CMD
 	timeout --foreground -k 10 "$limit" vng --run "$image" $accel \
 		--cpus 2 --memory 2G --rwdir "$out" --cwd "$root" \
 		--append "$params" $verbose --exec "$cmd" \
-		--qemu-opts="$pci" \
+		--qemu-opts="$pci ${NETGPU_QEMU_OPTS:-}" \
 		</dev/null
 }
 
