@@ -9,8 +9,12 @@
 # netgpu-sim pair sits on, and an NVMe controller whose 16 MiB controller
 # memory buffer its driver publishes as PCI P2PDMA memory (p2pmem); all
 # three reach each other peer to peer.
-# KVM is used only where a probe boot showed it works on this machine (a
-# KVM guest hung at "Decompressing Linux" on some hosts); otherwise TCG.
+# KVM is used only where a probe boot showed it works on this machine;
+# otherwise TCG. On the build machine this project grew on, /dev/kvm is
+# kvm-pvm (no VMX or SVM among the CPU flags; dmesg: "kvm-pvm: loaded"),
+# a KVM without hardware virtualization that runs only kernels built as
+# PVM guests, which upstream 7.3 has no support for: a guest hangs at
+# "Decompressing Linux", and the probe picks TCG.
 set -u
 kdir=$1
 out=$2
