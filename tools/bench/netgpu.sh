@@ -28,8 +28,9 @@
 # into the posted buffers, DMA included, and coalesces them) run in NAPI
 # threads of their own, which play the NICs and go to CPU 0 as well: a
 # hardware NIC costs the receiving host nothing. So does the VM's
-# housekeeping (unbound workqueues, RCU's grace-period thread: lib.sh
-# housekeeping_on), which otherwise wakes on whichever CPU is idle and was
+# housekeeping (unbound workqueues, RCU's grace-period thread, the VM's
+# device interrupts: lib.sh housekeeping_on), which otherwise runs on
+# whichever CPU is idle or its interrupt vector landed on at boot, and was
 # charged to the receive path that left CPU 1 idle. Receiver CPU, per GB, is
 # what CPU 1 spent while the stream was received (see run), as the host
 # counts it: the CPU time of vCPU 1's thread (vcpu_ns in lib.sh). That
@@ -40,7 +41,9 @@
 # idle by /proc/stat. The run times agree with the host within a tenth; the
 # guest's idle time does not (for netgpu, whose CPU 1 is idle most of the
 # time, it counted half of the busy time as idle). Without a host to ask,
-# the larger guest view is used. "driver" is the part of NAPI spent in the
+# the larger guest view is used. The interrupts CPU 1 took per MB (all
+# kinds, /proc/interrupts) show a wake-up or device storm that a row's
+# cost would otherwise hide. "driver" is the part of NAPI spent in the
 # sim's poll outside the stack's calls (rxN_driver_ns): building skbs from
 # completions and posting buffers. Each row also shows what ngs1's engine
 # threads ran on CPU 0 per GB ("NIC"), and of that the DMA writes
@@ -125,7 +128,7 @@ ended() {
 # 256 MiB receive here) and is left out for every receiver alike.
 run() {
 	local label=$1 port=$2 tpid rx b0 n0 e0 d0 v0 p0 h0 f0 k0 b1 n1 e1 d1 v1 p1 h1 f1 k1 el host=-1
-	local c0 c1 w0 w1 a0 a1 su ss tx=-1
+	local c0 c1 w0 w1 a0 a1 i0 i1 su ss tx=-1
 	shift 2
 	split_on
 	# netgpu_recv --hold waits for this pipe to close before its teardown
@@ -143,6 +146,7 @@ run() {
 	rx=$(pgrep -P "$tpid")
 	# Binding a queue restarts it, with a new NAPI thread: pin them now.
 	pin_napi "$RX_CPU" "$TX_CPU"
+	i0=$(cpu_irqs "$RX_CPU")
 	b0=$(cpu_busy "$RX_CPU") d0=$(dma_ns) v0=$(drv_ns) p0=$(proc_ns "$rx") h0=$(vcpu_ns "$RX_CPU")
 	read -r n0 e0 <<<"$(napi_ns)"
 	read -r f0 k0 <<<"$(frames)"
@@ -156,6 +160,7 @@ run() {
 	done
 	ended "$t/$label.out" "$tpid" || kill "$rx" 2>/dev/null
 	h1=$(vcpu_ns "$RX_CPU")
+	i1=$(cpu_irqs "$RX_CPU")
 	b1=$(cpu_busy "$RX_CPU") d1=$(dma_ns) v1=$(drv_ns) p1=$(proc_ns "$rx")
 	read -r n1 e1 <<<"$(napi_ns)"
 	read -r f1 k1 <<<"$(frames)"
@@ -175,7 +180,7 @@ run() {
 		-v rb="$((b1 - b0))" -v napi="$((n1 - n0))" -v hz="$hz" \
 		-v dma="$((d1 - d0))" -v drv="$((v1 - v0))" -v host="$host" -v eng="$((e1 - e0))" \
 		-v fr="$((f1 - f0))" -v sk="$((k1 - k0))" -v tx="$tx" -v su="$su" -v ss="$ss" \
-		-v acks="$((a1 - a0))" -v wall="$((w1 - w0))" 'BEGIN {
+		-v acks="$((a1 - a0))" -v wall="$((w1 - w0))" -v irqs="$((i1 - i0))" 'BEGIN {
 		mbs = b / el / 1e6; gb = b / 1e9; d = dma / 1e9 / gb
 		busy = rb / hz; threads = (rp + napi) / 1e9
 		if (host >= 0) {
@@ -183,8 +188,8 @@ run() {
 		} else {
 			cpu = (busy > threads ? busy : threads) / gb; by = "guest"
 		}
-		printf "%-12s %7.3f Gbit/s  rx CPU %6.2f s/GB (%s)  [process %.2f + NAPI %.2f, of it driver %.2f; CPU %d busy %.2f; %.1f frames per skb; NIC %.2f s/GB on CPU %d, of it DMA %.2f]\n",
-			l, mbs * 8 / 1000, cpu, by, rp / 1e9 / gb, napi / 1e9 / gb, drv / 1e9 / gb, '"$RX_CPU"', busy / gb, (sk > 0 ? fr / sk : 0), eng / 1e9 / gb, '"$TX_CPU"', d
+		printf "%-12s %7.3f Gbit/s  rx CPU %6.2f s/GB (%s)  [process %.2f + NAPI %.2f, of it driver %.2f; CPU %d busy %.2f, %.0f interrupts per MB; %.1f frames per skb; NIC %.2f s/GB on CPU %d, of it DMA %.2f]\n",
+			l, mbs * 8 / 1000, cpu, by, rp / 1e9 / gb, napi / 1e9 / gb, drv / 1e9 / gb, '"$RX_CPU"', busy / gb, irqs / (b / 1e6), (sk > 0 ? fr / sk : 0), eng / 1e9 / gb, '"$TX_CPU"', d
 		printf "%s %f %f\n", l, mbs, cpu >> "'"$t/rows"'"
 		printf "%-12s   sending CPU %d: %s, of it the sender %.2f s/GB; the receiver sent %.1f segments per MB\n",
 			"", '"$TX_CPU"', (tx >= 0 ? sprintf("%.2f s/GB (host), %.0f%% busy", tx / 1e9 / gb, 100 * tx / wall) : "(no host count)"),
