@@ -84,9 +84,10 @@ pin_napi() {
 # host 17 to 41 ms per second and the RCU thread alone ran 4 to 6 s per GB
 # received; with it on CPU 0, 2 ms per second. Per-CPU threads (ksoftirqd,
 # per-CPU workers) stay where they are: they do that CPU's own work.
-# The VM's device interrupts go to CPU too. The root file system (9p over
-# virtio) took about 90 interrupts per MB streamed, on whichever CPU its
-# vector landed on at boot: on CPU 1, in one boot, they cost the copy
+# The VM's device interrupts go to CPU too. The benchmarks' own commands
+# during a measurement (each exec reads the 9p root file system) took
+# about 90 virtio interrupts per MB of a 128 MiB stream, on whichever CPU
+# the vector landed on at boot: on CPU 1, in one boot, they cost the copy
 # baseline 30 s/GB against 21 and netgpu 26 against 11 with them on CPU 0.
 # Interrupts the kernel manages (an NVMe queue per CPU) keep their CPU.
 housekeeping_on() {
@@ -107,13 +108,16 @@ housekeeping_on() {
 cpu_irqs() {
 	awk -v c=$(($1 + 2)) 'NR > 1 && $c ~ /^[0-9]+$/ { s += $c } END { printf "%.0f\n", s }' /proc/interrupts
 }
-# napi_ns: "RX ENGINE", the nanoseconds ngs1's queue (RX and TX) and engine
-# NAPI threads ran so far, from one listing of the threads
+# napi_ns: "RX ENGINE PIDS", the nanoseconds ngs1's queue (RX and TX) and
+# engine NAPI threads ran so far, from one listing of the threads, and
+# their PIDs: a queue restart in between (ncdevmem's teardown) replaces
+# the threads, and their difference then means nothing
 napi_ns() {
 	local p kind
 	while read -r p kind; do
-		[ -n "$p" ] && echo "$kind $(awk '{ print $1 }' "/proc/$p/schedstat" 2>/dev/null)"
-	done <<<"$(ngs1_napis)" | awk '{ t[$1] += $2 } END { printf "%.0f %.0f\n", t["rx"] + t["tx"], t["engine"] }'
+		[ -n "$p" ] && echo "$kind $(awk '{ print $1 }' "/proc/$p/schedstat" 2>/dev/null) $p"
+	done <<<"$(ngs1_napis)" | sort -k3n | awk '{ t[$1] += $2; pids = pids "," $3 }
+		END { printf "%.0f %.0f %s\n", t["rx"] + t["tx"], t["engine"], (pids == "" ? "-" : pids) }'
 }
 t=$(mktemp -d)
 

@@ -127,7 +127,7 @@ ended() {
 # a per-byte cost (creating a 32 MiB udmabuf takes a sizeable share of a
 # 256 MiB receive here) and is left out for every receiver alike.
 run() {
-	local label=$1 port=$2 tpid rx b0 n0 e0 d0 v0 p0 h0 f0 k0 b1 n1 e1 d1 v1 p1 h1 f1 k1 el host=-1
+	local label=$1 port=$2 tpid rx b0 n0 e0 q0 d0 v0 p0 h0 f0 k0 b1 n1 e1 q1 d1 v1 p1 h1 f1 k1 el host=-1
 	local c0 c1 w0 w1 a0 a1 i0 i1 su ss tx=-1
 	shift 2
 	split_on
@@ -148,7 +148,7 @@ run() {
 	pin_napi "$RX_CPU" "$TX_CPU"
 	i0=$(cpu_irqs "$RX_CPU")
 	b0=$(cpu_busy "$RX_CPU") d0=$(dma_ns) v0=$(drv_ns) p0=$(proc_ns "$rx") h0=$(vcpu_ns "$RX_CPU")
-	read -r n0 e0 <<<"$(napi_ns)"
+	read -r n0 e0 q0 <<<"$(napi_ns)"
 	read -r f0 k0 <<<"$(frames)"
 	a0=$(acks) w0=$(date +%s%N) c0=$(vcpu_ns "$TX_CPU")
 	/usr/bin/time -f "%e %U %S" -o "$t/tx" taskset -c "$TX_CPU" $A netgpu_traffic send tcp \
@@ -162,7 +162,9 @@ run() {
 	h1=$(vcpu_ns "$RX_CPU")
 	i1=$(cpu_irqs "$RX_CPU")
 	b1=$(cpu_busy "$RX_CPU") d1=$(dma_ns) v1=$(drv_ns) p1=$(proc_ns "$rx")
-	read -r n1 e1 <<<"$(napi_ns)"
+	read -r n1 e1 q1 <<<"$(napi_ns)"
+	# The queue restarted (new NAPI threads): their run times are unknown.
+	[ "$q0" = "$q1" ] || { n0=0 n1=-1 e0=0 e1=-1; }
 	read -r f1 k1 <<<"$(frames)"
 	exec 7>&-
 	wait "$tpid"
@@ -182,14 +184,16 @@ run() {
 		-v fr="$((f1 - f0))" -v sk="$((k1 - k0))" -v tx="$tx" -v su="$su" -v ss="$ss" \
 		-v acks="$((a1 - a0))" -v wall="$((w1 - w0))" -v irqs="$((i1 - i0))" 'BEGIN {
 		mbs = b / el / 1e6; gb = b / 1e9; d = dma / 1e9 / gb
-		busy = rb / hz; threads = (rp + napi) / 1e9
+		busy = rb / hz; threads = (rp + (napi > 0 ? napi : 0)) / 1e9
+		ns = napi >= 0 ? sprintf("%.2f", napi / 1e9 / gb) : "n/a (queue restarted)"
+		es = eng >= 0 ? sprintf("%.2f", eng / 1e9 / gb) : "n/a"
 		if (host >= 0) {
 			cpu = host / 1e9 / gb; by = "host"
 		} else {
 			cpu = (busy > threads ? busy : threads) / gb; by = "guest"
 		}
-		printf "%-12s %7.3f Gbit/s  rx CPU %6.2f s/GB (%s)  [process %.2f + NAPI %.2f, of it driver %.2f; CPU %d busy %.2f, %.0f interrupts per MB; %.1f frames per skb; NIC %.2f s/GB on CPU %d, of it DMA %.2f]\n",
-			l, mbs * 8 / 1000, cpu, by, rp / 1e9 / gb, napi / 1e9 / gb, drv / 1e9 / gb, '"$RX_CPU"', busy / gb, irqs / (b / 1e6), (sk > 0 ? fr / sk : 0), eng / 1e9 / gb, '"$TX_CPU"', d
+		printf "%-12s %7.3f Gbit/s  rx CPU %6.2f s/GB (%s)  [process %.2f + NAPI %s, of it driver %.2f; CPU %d busy %.2f, %.0f interrupts per MB; %.1f frames per skb; NIC %s s/GB on CPU %d, of it DMA %.2f]\n",
+			l, mbs * 8 / 1000, cpu, by, rp / 1e9 / gb, ns, drv / 1e9 / gb, '"$RX_CPU"', busy / gb, irqs / (b / 1e6), (sk > 0 ? fr / sk : 0), es, '"$TX_CPU"', d
 		printf "%s %f %f\n", l, mbs, cpu >> "'"$t/rows"'"
 		printf "%-12s   sending CPU %d: %s, of it the sender %.2f s/GB; the receiver sent %.1f segments per MB\n",
 			"", '"$TX_CPU"', (tx >= 0 ? sprintf("%.2f s/GB (host), %.0f%% busy", tx / 1e9 / gb, 100 * tx / wall) : "(no host count)"),
