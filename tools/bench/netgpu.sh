@@ -128,7 +128,7 @@ ended() {
 # 256 MiB receive here) and is left out for every receiver alike.
 run() {
 	local label=$1 port=$2 tpid rx b0 n0 e0 q0 d0 v0 p0 h0 f0 k0 b1 n1 e1 q1 d1 v1 p1 h1 f1 k1 el host=-1
-	local c0 c1 w0 w1 a0 a1 i0 i1 su ss tx=-1
+	local c0 c1 w0 w1 a0 a1 i0 i1 su ss tx=-1 restarted=0
 	shift 2
 	split_on
 	# netgpu_recv --hold waits for this pipe to close before its teardown
@@ -164,7 +164,7 @@ run() {
 	b1=$(cpu_busy "$RX_CPU") d1=$(dma_ns) v1=$(drv_ns) p1=$(proc_ns "$rx")
 	read -r n1 e1 q1 <<<"$(napi_ns)"
 	# The queue restarted (new NAPI threads): their run times are unknown.
-	[ "$q0" = "$q1" ] || { n0=0 n1=-1 e0=0 e1=-1; }
+	[ "$q0" = "$q1" ] || restarted=1
 	read -r f1 k1 <<<"$(frames)"
 	exec 7>&-
 	wait "$tpid"
@@ -182,11 +182,11 @@ run() {
 		-v rb="$((b1 - b0))" -v napi="$((n1 - n0))" -v hz="$hz" \
 		-v dma="$((d1 - d0))" -v drv="$((v1 - v0))" -v host="$host" -v eng="$((e1 - e0))" \
 		-v fr="$((f1 - f0))" -v sk="$((k1 - k0))" -v tx="$tx" -v su="$su" -v ss="$ss" \
-		-v acks="$((a1 - a0))" -v wall="$((w1 - w0))" -v irqs="$((i1 - i0))" 'BEGIN {
+		-v acks="$((a1 - a0))" -v wall="$((w1 - w0))" -v irqs="$((i1 - i0))" -v restarted="$restarted" 'BEGIN {
 		mbs = b / el / 1e6; gb = b / 1e9; d = dma / 1e9 / gb
-		busy = rb / hz; threads = (rp + (napi > 0 ? napi : 0)) / 1e9
-		ns = napi >= 0 ? sprintf("%.2f", napi / 1e9 / gb) : "n/a (queue restarted)"
-		es = eng >= 0 ? sprintf("%.2f", eng / 1e9 / gb) : "n/a"
+		busy = rb / hz; threads = (rp + (restarted ? 0 : napi)) / 1e9
+		ns = restarted ? "n/a (queue restarted)" : sprintf("%.2f", napi / 1e9 / gb)
+		es = restarted ? "n/a" : sprintf("%.2f", eng / 1e9 / gb)
 		if (host >= 0) {
 			cpu = host / 1e9 / gb; by = "host"
 		} else {
