@@ -40,7 +40,8 @@
 # threads (sum_exec_runtime, /proc/PID/schedstat), and CPU 1's time not
 # idle by /proc/stat. The run times agree with the host within a tenth; the
 # guest's idle time does not (for netgpu, whose CPU 1 is idle most of the
-# time, it counted half of the busy time as idle). Without a host to ask,
+# time, it counted half of the busy time as idle, and in some rows more
+# idle time than had passed: then busy says n/a). Without a host to ask,
 # the larger guest view is used. The interrupts CPU 1 took per MB (all
 # kinds, /proc/interrupts) show a wake-up or device storm that a row's
 # cost would otherwise hide. "driver" is the part of NAPI spent in the
@@ -186,14 +187,16 @@ run() {
 		mbs = b / el / 1e6; gb = b / 1e9; d = dma / 1e9 / gb
 		busy = rb / hz; threads = (rp + (restarted ? 0 : napi)) / 1e9
 		ns = restarted ? "n/a (queue restarted)" : sprintf("%.2f", napi / 1e9 / gb)
+		# TCG guests count idle time that ran ahead of the clock (see above)
+		bs = busy >= 0 ? sprintf("%.2f", busy / gb) : "n/a (idle ran ahead)"
 		es = restarted ? "n/a" : sprintf("%.2f", eng / 1e9 / gb)
 		if (host >= 0) {
 			cpu = host / 1e9 / gb; by = "host"
 		} else {
 			cpu = (busy > threads ? busy : threads) / gb; by = "guest"
 		}
-		printf "%-12s %7.3f Gbit/s  rx CPU %6.2f s/GB (%s)  [process %.2f + NAPI %s, of it driver %.2f; CPU %d busy %.2f, %.0f interrupts per MB; %.1f frames per skb; NIC %s s/GB on CPU %d, of it DMA %.2f]\n",
-			l, mbs * 8 / 1000, cpu, by, rp / 1e9 / gb, ns, drv / 1e9 / gb, '"$RX_CPU"', busy / gb, irqs / (b / 1e6), (sk > 0 ? fr / sk : 0), es, '"$TX_CPU"', d
+		printf "%-12s %7.3f Gbit/s  rx CPU %6.2f s/GB (%s)  [process %.2f + NAPI %s, of it driver %.2f; CPU %d busy %s, %.0f interrupts per MB; %.1f frames per skb; NIC %s s/GB on CPU %d, of it DMA %.2f]\n",
+			l, mbs * 8 / 1000, cpu, by, rp / 1e9 / gb, ns, drv / 1e9 / gb, '"$RX_CPU"', bs, irqs / (b / 1e6), (sk > 0 ? fr / sk : 0), es, '"$TX_CPU"', d
 		printf "%s %f %f\n", l, mbs, cpu >> "'"$t/rows"'"
 		printf "%-12s   sending CPU %d: %s, of it the sender %.2f s/GB; the receiver sent %.1f segments per MB\n",
 			"", '"$TX_CPU"', (tx >= 0 ? sprintf("%.2f s/GB (host), %.0f%% busy", tx / 1e9 / gb, 100 * tx / wall) : "(no host count)"),
