@@ -209,8 +209,42 @@ impl Run {
         })
     }
 
+    /// The run the receiving NIC makes of the frames of a TSO send of `segs` segments of
+    /// `mss` payload bytes, whose headers (those of the whole send, lengths included)
+    /// parsed as `whole`: what [`Run::start`] and [`Run::offer`] would merge them into.
+    /// `None` unless they would merge: only ACK and PSH set (PSH goes to the last segment,
+    /// which ends the run), and a payload that `segs` segments of `mss` bytes carry.
+    pub(crate) fn whole(whole: Segment, mss: u16, segs: u16) -> Option<Run> {
+        let mss = usize::from(mss);
+        if segs < 2 || mss == 0 || whole.flags & !TCP_PSH != TCP_ACK {
+            return None;
+        }
+        let full = mss * (usize::from(segs) - 1);
+        if whole.payload <= full || whole.payload > full + mss {
+            return None;
+        }
+        Some(Run {
+            first: Segment {
+                payload: mss,
+                flags: TCP_ACK,
+                ..whole
+            },
+            segs,
+            payload: whole.payload,
+            next_seq: whole.seq.wrapping_add(whole.payload as u32),
+            next_id: whole.id.wrapping_add(segs),
+            psh: whole.flags & TCP_PSH != 0,
+            ended: true,
+        })
+    }
+
     pub(crate) fn segs(&self) -> u16 {
         self.segs
+    }
+
+    /// No more segments may join.
+    pub(crate) fn ended(&self) -> bool {
+        self.ended
     }
 
     pub(crate) fn first(&self) -> &Segment {
@@ -502,5 +536,53 @@ mod tests {
         };
         assert!(offer(&mut run, &h1, &h2, 66, 10));
         assert!(!offer(&mut run, &h1, &h3, 66, PAYLOAD));
+    }
+
+    #[test]
+    fn a_tso_send_makes_the_run_its_frames_would() {
+        const FIN: u8 = 0x01;
+        // Three full segments and a short one with PSH, as the sender cut them.
+        let frames = [
+            v4(100, 9, TCP_ACK, PAYLOAD),
+            v4(1100, 10, TCP_ACK, PAYLOAD),
+            v4(2100, 11, TCP_ACK, PAYLOAD),
+            v4(3100, 12, TCP_ACK | TCP_PSH, 500),
+        ];
+        let sizes = [PAYLOAD, PAYLOAD, PAYLOAD, 500];
+        let merged = seg(&frames[0], 66, PAYLOAD).and_then(Run::start);
+        assert!(merged.is_some());
+        let Some(mut merged) = merged else {
+            return;
+        };
+        for (h, &n) in frames.iter().zip(sizes.iter()).skip(1) {
+            assert!(offer(&mut merged, &frames[0], h, 66, n));
+        }
+        // The send itself: the first frame's headers, the whole payload, PSH.
+        let send = v4(100, 9, TCP_ACK | TCP_PSH, 3500);
+        let whole = seg(&send, 66, 3500).and_then(|f| Run::whole(f, PAYLOAD as u16, 4));
+        assert!(whole.is_some());
+        let Some(whole) = whole else {
+            return;
+        };
+        assert_eq!(whole.segs(), merged.segs());
+        assert!(whole.ended());
+        let (mut a, mut b) = (frames[0], send);
+        assert_eq!(merged.finish(&mut a), PAYLOAD as u16);
+        assert_eq!(whole.finish(&mut b), PAYLOAD as u16);
+        assert_eq!(a, b);
+        // What the frames would not merge into: FIN, sizes that segs x mss does not cut.
+        let fin = v4(100, 9, TCP_ACK | FIN, 3500);
+        assert!(seg(&fin, 66, 3500)
+            .and_then(|f| Run::whole(f, PAYLOAD as u16, 4))
+            .is_none());
+        let sized = |payload, segs| {
+            seg(&v4(100, 9, TCP_ACK, payload), 66, payload)
+                .and_then(|f| Run::whole(f, PAYLOAD as u16, segs))
+                .is_some()
+        };
+        assert!(sized(3000, 3));
+        assert!(!sized(3000, 4));
+        assert!(!sized(3500, 3));
+        assert!(!sized(1000, 1));
     }
 }

@@ -45,7 +45,14 @@ const RX_STATS: [&str; 16] = [
     "buffer_waits",
     "cq_waits",
 ];
-const TX_STATS: [&str; 4] = ["packets", "bytes", "drops", "stops"];
+const TX_STATS: [&str; 6] = [
+    "packets",
+    "bytes",
+    "drops",
+    "stops",
+    "hw_gso_packets",
+    "hw_gso_wire_packets",
+];
 /// Device-wide counters, after the per-queue ones.
 const DEV_STATS: [&str; 1] = ["rx_reconfig_drops"];
 
@@ -527,7 +534,14 @@ pub(crate) fn get_ethtool_stats(dev: &NetDev, data: &mut [u64]) {
         }
     }
     for t in s.txqs.iter() {
-        for v in [&t.packets, &t.bytes, &t.drops, &t.stops] {
+        for v in [
+            &t.packets,
+            &t.bytes,
+            &t.drops,
+            &t.stops,
+            &t.hw_gso_packets,
+            &t.hw_gso_wire_packets,
+        ] {
             if vals.push(v.load(Ordering::Relaxed), GFP_KERNEL).is_err() {
                 return;
             }
@@ -569,13 +583,20 @@ fn put_rx<'a>(out: &mut bindings::netdev_queue_stats_rx, stats: impl Iterator<It
 /// Writes the sums of `stats` into a qstats TX struct.
 fn put_tx<'a>(out: &mut bindings::netdev_queue_stats_tx, stats: impl Iterator<Item = &'a TxStats>) {
     let (mut p, mut b, mut d, mut st) = (0, 0, 0, 0);
+    let (mut gp, mut gb, mut gwp, mut gwb) = (0, 0, 0, 0);
     for t in stats {
         p += t.packets.load(Ordering::Relaxed);
         b += t.bytes.load(Ordering::Relaxed);
         d += t.drops.load(Ordering::Relaxed);
         st += t.stops.load(Ordering::Relaxed);
+        gp += t.hw_gso_packets.load(Ordering::Relaxed);
+        gb += t.hw_gso_bytes.load(Ordering::Relaxed);
+        gwp += t.hw_gso_wire_packets.load(Ordering::Relaxed);
+        gwb += t.hw_gso_wire_bytes.load(Ordering::Relaxed);
     }
     (out.packets, out.bytes, out.hw_drops, out.stop) = (p, b, d, st);
+    (out.hw_gso_packets, out.hw_gso_bytes) = (gp, gb);
+    (out.hw_gso_wire_packets, out.hw_gso_wire_bytes) = (gwp, gwb);
 }
 
 pub(crate) fn get_queue_stats_rx(

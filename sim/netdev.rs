@@ -8,6 +8,7 @@
 
 use core::ffi::c_int;
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::ops::Deref;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -159,6 +160,16 @@ impl TxQueue {
 /// The pointer is a valid skb owned by this value.
 pub(crate) struct Skb(NonNull<bindings::sk_buff>);
 
+/// What a TSO send asks of the NIC: cut the payload into `segs` segments of `mss` bytes
+/// (the last one shorter), headers in front of each.
+#[derive(Clone, Copy)]
+pub(crate) struct Tso {
+    pub(crate) mss: u16,
+    pub(crate) segs: u16,
+    /// `SKB_GSO_*` bits.
+    pub(crate) gso_type: u32,
+}
+
 // SAFETY: an owned skb may be handed between contexts.
 unsafe impl Send for Skb {}
 
@@ -170,6 +181,15 @@ impl Skb {
     /// `ptr` is null or a valid skb whose ownership the caller passes on.
     pub(crate) unsafe fn from_raw(ptr: *mut bindings::sk_buff) -> Option<Skb> {
         NonNull::new(ptr).map(Skb)
+    }
+
+    /// Borrows `ptr`, which the caller keeps owning: the result never frees it.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is null or a valid skb for as long as the result lives.
+    pub(crate) unsafe fn borrow(ptr: *mut bindings::sk_buff) -> Option<ManuallyDrop<Skb>> {
+        NonNull::new(ptr).map(|p| ManuallyDrop::new(Skb(p)))
     }
 
     /// Gives up ownership.
@@ -187,6 +207,22 @@ impl Skb {
     pub(crate) fn queue_mapping(&self) -> u16 {
         // SAFETY: valid skb.
         unsafe { bindings::skb_get_queue_mapping(self.0.as_ptr()) }
+    }
+
+    /// The TSO metadata of a send of more than one segment, or `None` for one frame.
+    pub(crate) fn tso(&self) -> Option<Tso> {
+        let skb = self.0.as_ptr();
+        // SAFETY: valid skb (type invariant); its shared info lives with it, and its GSO
+        // fields do not change while the owner transmits it.
+        let (mss, segs, gso_type) = unsafe {
+            let sh = bindings::skb_shinfo(skb);
+            ((*sh).gso_size, (*sh).gso_segs, (*sh).gso_type)
+        };
+        (mss != 0 && segs > 1).then_some(Tso {
+            mss,
+            segs,
+            gso_type,
+        })
     }
 
     /// Copies `dst.len()` bytes from offset `off` of the frame.

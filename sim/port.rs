@@ -23,15 +23,16 @@ use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{aref::ARef, rcu, Arc};
 
+use crate::coalesce::{Run, Segment};
 use crate::ethtool;
 use crate::flow::{self, Steering, PARSE_LEN};
 use crate::netdev::{
-    self, NetDev, NetDevSetup, NewlyRegistered, OwnerDev, RcuBox, Registered, Skb, UnregisterList,
-    Unregistered,
+    self, NetDev, NetDevSetup, NewlyRegistered, OwnerDev, RcuBox, Registered, Skb, Tso,
+    UnregisterList, Unregistered,
 };
 use crate::pci::P2pWindows;
 use crate::port_ops::{self, attr, FauxDma, NewLink};
-use crate::rxq::{RxQueue, WireInfo};
+use crate::rxq::{self, RxQueue, WireInfo};
 use crate::txc::TxCompletion;
 
 /// `rtnl_link_ops` kind.
@@ -61,6 +62,11 @@ const NETIF_F_GRO: u64 = 1 << bindings::NETIF_F_GRO_BIT;
 const NETIF_F_GRO_HW: u64 = 1 << bindings::NETIF_F_GRO_HW_BIT;
 pub(crate) const NETIF_F_NTUPLE: u64 = 1 << bindings::NETIF_F_NTUPLE_BIT;
 const NETIF_F_RXHASH: u64 = 1 << bindings::NETIF_F_RXHASH_BIT;
+const NETIF_F_TSO: u64 = 1 << bindings::NETIF_F_TSO_BIT;
+const NETIF_F_TSO6: u64 = 1 << bindings::NETIF_F_TSO6_BIT;
+/// All segmentation offloads (`NETIF_F_GSO_MASK`).
+const NETIF_F_GSO_MASK: u64 =
+    ((1 << (bindings::NETIF_F_GSO_LAST + 1)) - 1) & !((1 << bindings::NETIF_F_GSO_SHIFT) - 1);
 
 /// The parent `struct device` of a pair, which maps memory for it: a faux device with a
 /// 64-bit DMA mask (dma-direct, as for a PCI NIC without IOMMU), or a PCI function bound
@@ -121,6 +127,12 @@ pub(crate) struct TxStats {
     /// Frames dropped because the peer was gone, down, or the frame too long.
     pub(crate) drops: AtomicU64,
     pub(crate) stops: AtomicU64,
+    /// TSO sends the wire carried whole, and their bytes.
+    pub(crate) hw_gso_packets: AtomicU64,
+    pub(crate) hw_gso_bytes: AtomicU64,
+    /// The frames they make, and the frames' bytes.
+    pub(crate) hw_gso_wire_packets: AtomicU64,
+    pub(crate) hw_gso_wire_bytes: AtomicU64,
 }
 
 /// Ring configuration set through ethtool.
@@ -277,8 +289,62 @@ pub(crate) fn stop(dev: &NetDev) {
     s.txc.close(s.dev());
 }
 
+/// The length of the headers of TSO send `skb` if `peer` receives it whole.
+///
+/// A NIC cuts a TSO send into frames, and the peer's receive coalescing
+/// (`NETIF_F_GRO_HW`, [`crate::coalesce`]) merges in-order frames of one flow back into
+/// one packet. When the peer would merge all frames of the send, the wire carries the send
+/// as it is and the peer's engine writes that packet at once ([`Run::whole`]): the same
+/// bytes in the same buffers, the same packet for the stack, the same per-frame counters,
+/// without cutting and merging frames in software. That holds for a plain TCP send (only
+/// ACK and PSH set, headers the coalescing parses) whose frames fit the peer's MTU, whose
+/// payload fits one skb's fragments, whose frames the peer's header/data split would all
+/// treat alike (no `hds-thresh`), and whose frames fill at most half the peer's RX ring.
+/// Other sends the core segments in software before they reach the wire
+/// ([`features_check`]).
+fn tso_whole(peer: &PortState, skb: &Skb, tso: &Tso) -> Option<usize> {
+    let pd = peer.dev();
+    if tso.gso_type != bindings::SKB_GSO_TCPV4 as u32
+        && tso.gso_type != bindings::SKB_GSO_TCPV6 as u32
+        || pd.features() & NETIF_F_GRO_HW == 0
+        || peer.rings.hds_thresh.load(Ordering::Relaxed) > 0
+        || u32::from(tso.segs) > peer.rings.rx.load(Ordering::Relaxed) / 2
+    {
+        return None;
+    }
+    let head = skb.linear();
+    let hdr_len = flow::parse(head)?.hdr_len;
+    let len = skb.len() as usize;
+    if hdr_len + usize::from(tso.mss)
+        > pd.mtu() as usize + flow::ETH_HLEN + bindings::VLAN_HLEN as usize
+        || len - hdr_len > rxq::TSO_MAX_PAYLOAD
+    {
+        return None;
+    }
+    Segment::parse(head, hdr_len, len).and_then(|f| Run::whole(f, tso.mss, tso.segs))?;
+    Some(hdr_len)
+}
+
+/// `ndo_features_check`: has the core segment a TSO send the peer would not receive whole
+/// (see [`tso_whole`]) in software, so the wire carries it frame by frame.
+pub(crate) fn features_check(skb: &Skb, dev: &NetDev, features: u64) -> u64 {
+    let Some(tso) = skb.tso() else {
+        return features;
+    };
+    let _guard = rcu::read_lock();
+    let whole = state(dev)
+        .and_then(|s| s.peer())
+        .is_some_and(|peer| tso_whole(peer, skb, &tso).is_some());
+    if whole {
+        features
+    } else {
+        features & !NETIF_F_GSO_MASK
+    }
+}
+
 /// The wire: steers `skb` to an RX queue of the peer and posts it there. A frame that
-/// cannot go anywhere is dropped (and counted) by dropping `skb`.
+/// cannot go anywhere is dropped (and counted) by dropping `skb`. A TSO send goes as it is,
+/// for the peer to receive whole (see [`tso_whole`]), and counts as the frames it makes.
 pub(crate) fn xmit(mut skb: Skb, dev: &NetDev) {
     let Some(s) = state(dev) else {
         return;
@@ -293,7 +359,24 @@ pub(crate) fn xmit(mut skb: Skb, dev: &NetDev) {
         tx.drops.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    if len as usize > peer.dev().mtu() as usize + flow::ETH_HLEN + bindings::VLAN_HLEN as usize {
+    let tso = skb.tso();
+    let (frames, wire_bytes) = match &tso {
+        // `features_check` let it through, but the peer changed since: it cannot take it.
+        Some(t) => match tso_whole(peer, &skb, t) {
+            Some(hdr_len) => (
+                u64::from(t.segs),
+                u64::from(len) + (u64::from(t.segs) - 1) * hdr_len as u64,
+            ),
+            None => {
+                tx.drops.fetch_add(u64::from(t.segs), Ordering::Relaxed);
+                return;
+            }
+        },
+        None => (1, u64::from(len)),
+    };
+    if tso.is_none()
+        && len as usize > peer.dev().mtu() as usize + flow::ETH_HLEN + bindings::VLAN_HLEN as usize
+    {
         tx.drops.fetch_add(1, Ordering::Relaxed);
         return;
     }
@@ -311,11 +394,18 @@ pub(crate) fn xmit(mut skb: Skb, dev: &NetDev) {
         l4: parsed.is_some_and(|f| f.l4.is_some()),
         by_rule: verdict.by_rule,
     };
-    tx.packets.fetch_add(1, Ordering::Relaxed);
-    tx.bytes.fetch_add(u64::from(len), Ordering::Relaxed);
+    tx.packets.fetch_add(frames, Ordering::Relaxed);
+    tx.bytes.fetch_add(wire_bytes, Ordering::Relaxed);
+    if tso.is_some() {
+        tx.hw_gso_packets.fetch_add(1, Ordering::Relaxed);
+        tx.hw_gso_bytes.fetch_add(u64::from(len), Ordering::Relaxed);
+        tx.hw_gso_wire_packets.fetch_add(frames, Ordering::Relaxed);
+        tx.hw_gso_wire_bytes
+            .fetch_add(wire_bytes, Ordering::Relaxed);
+    }
     if verdict.queue >= active {
         // The queue is being reconfigured, or the peer is closing.
-        peer.reconfig_drops.fetch_add(1, Ordering::Relaxed);
+        peer.reconfig_drops.fetch_add(frames, Ordering::Relaxed);
         return;
     }
     skb.orphan_tx();
@@ -371,14 +461,16 @@ pub(crate) fn setup(dev: &NetDevSetup) {
         bindings::netdev_priv_flags_IFF_LIVE_ADDR_CHANGE as usize,
     );
     dev.set_lltx(true);
-    // Receive coalescing (`NETIF_F_GRO_HW`, see `crate::coalesce`) is on by default, as on
-    // NICs that have it.
+    // Receive coalescing (`NETIF_F_GRO_HW`, see `crate::coalesce`) and segmentation offload
+    // (see `tso_whole`) are on by default, as on NICs that have them.
     let features = NETIF_F_SG
         | NETIF_F_HW_CSUM
         | NETIF_F_HIGHDMA
         | NETIF_F_RXCSUM
         | NETIF_F_GRO
-        | NETIF_F_GRO_HW;
+        | NETIF_F_GRO_HW
+        | NETIF_F_TSO
+        | NETIF_F_TSO6;
     dev.add_features(
         features | NETIF_F_RXHASH,
         features | NETIF_F_NTUPLE | NETIF_F_RXHASH,

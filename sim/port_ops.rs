@@ -426,6 +426,24 @@ unsafe extern "C" fn ndo_start_xmit(
 
 /// # Safety
 ///
+/// Called by the core as `ndo_features_check`, with an skb it is about to transmit and its
+/// device.
+unsafe extern "C" fn ndo_features_check(
+    skb: *mut bindings::sk_buff,
+    dev: *mut bindings::net_device,
+    features: bindings::netdev_features_t,
+) -> bindings::netdev_features_t {
+    // SAFETY: the core passes its device.
+    let dev = unsafe { NetDev::from_raw(dev) };
+    // SAFETY: the core passes a valid skb for the call.
+    let Some(skb) = (unsafe { Skb::borrow(skb) }) else {
+        return features;
+    };
+    port::features_check(&skb, dev, features)
+}
+
+/// # Safety
+///
 /// Called by the core as `ndo_get_stats64`, with its device and a valid, zeroed `stats`.
 unsafe extern "C" fn ndo_get_stats64(
     dev: *mut bindings::net_device,
@@ -459,6 +477,7 @@ static NETDEV_OPS: Ops<bindings::net_device_ops> = Ops(bindings::net_device_ops 
     ndo_open: Some(ndo_open),
     ndo_stop: Some(ndo_stop),
     ndo_start_xmit: Some(ndo_start_xmit),
+    ndo_features_check: Some(ndo_features_check),
     ndo_get_stats64: Some(ndo_get_stats64),
     ndo_get_iflink: Some(ndo_get_iflink),
     ndo_set_features: Some(ndo_set_features),

@@ -54,8 +54,12 @@ const HEAD_CAP: usize =
 /// Buffers the driver keeps posted per pool, and completion entries per queue.
 const POSTED: usize = 256;
 const CQ_ENTRIES: usize = 256;
-/// Most buffers one frame takes from a pool: a 9000-byte MTU frame spans three pages.
-const FRAME_BUFS: usize = 4;
+/// Most buffers one packet takes from a pool: a TSO send received whole (see
+/// [`TSO_MAX_PAYLOAD`]), in header pages or data buffers.
+const PACKET_BUFS: usize = MAX_FRAGS + 1;
+/// Most payload of a TSO send the engine receives whole: the fragments of one skb less one,
+/// which the head's rest may start when the payload is not split.
+pub(crate) const TSO_MAX_PAYLOAD: usize = (MAX_FRAGS - 1) * PAGE_SIZE;
 
 /// What the transmit side learned about a frame, kept in the wire skb's control block.
 #[derive(Clone, Copy, Default)]
@@ -276,22 +280,29 @@ impl Hw {
     }
 }
 
-/// Buffers the engine took for one frame.
+/// Buffers the engine took for one packet.
 struct Bufs {
-    hdr: [usize; FRAME_BUFS],
+    hdr: [usize; PACKET_BUFS],
     nr_hdr: usize,
-    data: [bindings::netmem_ref; FRAME_BUFS],
+    data: [bindings::netmem_ref; PACKET_BUFS],
     nr_data: usize,
 }
 
 impl Bufs {
+    const EMPTY: Bufs = Bufs {
+        hdr: [0; PACKET_BUFS],
+        nr_hdr: 0,
+        data: [0; PACKET_BUFS],
+        nr_data: 0,
+    };
+
     /// The buffers that become the frame's fragments, and how many: its data buffers if
     /// `split`, else its header pages after the first `skip` (the head).
-    fn frags(&self, split: bool, skip: usize) -> ([bindings::netmem_ref; FRAME_BUFS], usize) {
+    fn frags(&self, split: bool, skip: usize) -> ([bindings::netmem_ref; PACKET_BUFS], usize) {
         if split {
             return (self.data, self.nr_data);
         }
-        let mut f = [0; FRAME_BUFS];
+        let mut f = [0; PACKET_BUFS];
         for (d, &h) in f.iter_mut().zip(self.hdr.iter().skip(skip)) {
             *d = hdr_netmem(h);
         }
@@ -306,7 +317,8 @@ fn hdr_netmem(page: usize) -> bindings::netmem_ref {
 }
 
 enum Take {
-    Got(Bufs),
+    /// The buffers are in the caller's [`Bufs`].
+    Got,
     /// Not enough buffers or completion entries: the frame waits on the ring.
     Wait,
     /// No buffers to be had: the frame is dropped.
@@ -373,6 +385,8 @@ pub(crate) struct RxQueue {
     napi_added: AtomicBool,
     /// A peer TX queue was stopped because this ring filled up.
     throttled: AtomicBool,
+    /// Frames on `ring` (see [`RxQueue::ring_len`]).
+    on_ring: AtomicU32,
     /// The queue's "interrupt" is masked: a completion does not schedule NAPI. A driver
     /// leaves it masked when `napi_complete_done()` says the core will poll again (IRQ
     /// deferral, `napi_defer_hard_irqs` and `gro_flush_timeout`; busy polling).
@@ -415,6 +429,7 @@ impl RxQueue {
                 data_pool: AtomicPtr::new(ptr::null_mut()),
                 napi_added: AtomicBool::new(false),
                 throttled: AtomicBool::new(false),
+                on_ring: AtomicU32::new(0),
                 irq_masked: AtomicBool::new(false),
                 dma_pick: AtomicU32::new(0),
                 polls: AtomicU32::new(0),
@@ -429,9 +444,10 @@ impl RxQueue {
         &self.stats
     }
 
+    /// Frames on the wire ring: a TSO send counts as the frames it makes, so the ring holds
+    /// as many bytes as with frames.
     fn ring_len(&self) -> u32 {
-        // SAFETY: `ring` is initialized.
-        unsafe { bindings::skb_queue_len_lockless(self.ring.get()) }
+        self.on_ring.load(Ordering::Relaxed)
     }
 
     /// Transmit side of the wire: posts `skb` to this queue's ring, or drops it if the ring
@@ -444,11 +460,15 @@ impl RxQueue {
         txq: &TxQueue,
         tx: &TxStats,
     ) {
-        if self.ring_len() >= ring_size {
-            self.stats.ring_full.fetch_add(1, Ordering::Relaxed);
+        let frames = frames(&skb);
+        if self.ring_len() + frames > ring_size {
+            self.stats
+                .ring_full
+                .fetch_add(u64::from(frames), Ordering::Relaxed);
             return;
         }
         info.store(skb.cb());
+        self.on_ring.fetch_add(frames, Ordering::Relaxed);
         // SAFETY: `ring` is initialized; it takes over the skb.
         unsafe { bindings::skb_queue_tail(self.ring.get(), skb.into_raw()) };
         if self.ring_len() + 1 >= ring_size {
@@ -580,16 +600,20 @@ impl RxQueue {
         }
     }
 
-    /// Counts wire frame `wire` as received.
+    /// Counts wire frame `wire` as received, or the frames of TSO send `wire`.
     fn count(&self, wire: &Skb, info: &WireInfo, split: bool, hdr_len: usize) {
         let len = wire.len() as usize;
-        self.stats.packets.fetch_add(1, Ordering::Relaxed);
-        self.stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        let frames = u64::from(frames(wire));
+        self.stats.packets.fetch_add(frames, Ordering::Relaxed);
+        self.stats.bytes.fetch_add(
+            len as u64 + (frames - 1) * hdr_len as u64,
+            Ordering::Relaxed,
+        );
         if info.by_rule {
-            self.stats.by_rule.fetch_add(1, Ordering::Relaxed);
+            self.stats.by_rule.fetch_add(frames, Ordering::Relaxed);
         }
         if split {
-            self.stats.split.fetch_add(1, Ordering::Relaxed);
+            self.stats.split.fetch_add(frames, Ordering::Relaxed);
             self.stats
                 .split_bytes
                 .fetch_add((len - hdr_len) as u64, Ordering::Relaxed);
@@ -598,10 +622,10 @@ impl RxQueue {
 
     // ---- the engine ----
 
-    /// Takes `nr_hdr` header and `nr_data` data buffers for a frame, and for a new packet
-    /// (`new`) makes sure its completion entry will fit.
-    fn take(&self, nr_hdr: usize, nr_data: usize, new: bool) -> Take {
-        if nr_hdr > FRAME_BUFS || nr_data > FRAME_BUFS {
+    /// Takes `nr_hdr` header and `nr_data` data buffers for a packet into `b`, and for a new
+    /// packet (`new`) makes sure its completion entry will fit.
+    fn take(&self, b: &mut Bufs, nr_hdr: usize, nr_data: usize, new: bool) -> Take {
+        if nr_hdr > PACKET_BUFS || nr_data > PACKET_BUFS {
             return Take::Drop;
         }
         let mut hw = self.hw.lock();
@@ -618,24 +642,21 @@ impl RxQueue {
             self.stats.buffer_waits.fetch_add(1, Ordering::Relaxed);
             return Take::Wait;
         }
-        let mut b = Bufs {
-            hdr: [0; FRAME_BUFS],
-            nr_hdr,
-            data: [0; FRAME_BUFS],
-            nr_data,
-        };
+        b.nr_hdr = nr_hdr;
+        b.nr_data = nr_data;
         for h in b.hdr.iter_mut().take(nr_hdr) {
             *h = hw.hdr.pop().unwrap_or(0);
         }
         for d in b.data.iter_mut().take(nr_data) {
             *d = hw.data.pop().unwrap_or(0);
         }
-        Take::Got(b)
+        Take::Got
     }
 
     /// Starts the packet for wire frame `wire`: the head in a header pool page, the rest of
     /// the frame in fragments. `Err(())` leaves the frame for later (too few buffers or
-    /// completion entries); `Ok(None)` means it was dropped (counted).
+    /// completion entries); `Ok(None)` means it was dropped (counted). A TSO send makes the
+    /// packet its frames coalesce into, complete (see `port::tso_whole`).
     fn begin(&self, s: &PortState, wire: &Skb, info: &WireInfo) -> Result<Option<Open>, ()> {
         let len = wire.len() as usize;
         let hds = s.rings.hds.load(Ordering::Relaxed)
@@ -646,8 +667,9 @@ impl RxQueue {
         let head_len = if split { hdr_len } else { len.min(HEAD_CAP) };
         let rest = (len - head_len).div_ceil(PAGE_SIZE);
         let (nr_hdr, nr_data) = if split { (1, rest) } else { (1 + rest, 0) };
-        let b = match self.take(nr_hdr, nr_data, true) {
-            Take::Got(b) => b,
+        let mut b = Bufs::EMPTY;
+        match self.take(&mut b, nr_hdr, nr_data, true) {
+            Take::Got => {}
             Take::Wait => return Err(()),
             Take::Drop => {
                 self.stats.alloc_fail.fetch_add(1, Ordering::Relaxed);
@@ -677,11 +699,18 @@ impl RxQueue {
             .is_err();
         let (frags, n) = b.frags(split, 1);
         self.append(&s.pair, &mut o, wire, head_len, &frags[..n]);
+        if info.l4 {
+            let seg = Segment::parse(wire.linear(), hdr_len, len);
+            o.run = match wire.tso() {
+                Some(t) => seg.and_then(|f| Run::whole(f, t.mss, t.segs)),
+                None => seg.and_then(Run::start),
+            };
+        }
+        // A TSO send the transmit side checked, but whose headers no longer say so: only a
+        // sender rewriting them in flight does that.
+        o.failed |= wire.tso().is_some() && o.run.is_none();
         if !o.failed {
             self.count(wire, info, split, hdr_len);
-        }
-        if info.l4 {
-            o.run = Segment::parse(wire.linear(), hdr_len, len).and_then(Run::start);
         }
         Ok(Some(o))
     }
@@ -692,7 +721,8 @@ impl RxQueue {
         let Some(run) = o.run.as_ref() else {
             return Ok(false);
         };
-        if !info.l4 || info.hdr_len != o.cqe.info.hdr_len {
+        // A TSO send is a packet of its own (`begin`).
+        if !info.l4 || info.hdr_len != o.cqe.info.hdr_len || wire.tso().is_some() {
             return Ok(false);
         }
         let hdr_len = usize::from(info.hdr_len);
@@ -706,8 +736,9 @@ impl RxQueue {
             return Ok(false);
         }
         let (nr_hdr, nr_data) = if o.cqe.split { (0, need) } else { (need, 0) };
-        let b = match self.take(nr_hdr, nr_data, false) {
-            Take::Got(b) => b,
+        let mut b = Bufs::EMPTY;
+        match self.take(&mut b, nr_hdr, nr_data, false) {
+            Take::Got => {}
             Take::Wait => return Err(()),
             // Ends the run; the frame starts a packet of its own, which drops it.
             Take::Drop => return Ok(false),
@@ -835,6 +866,7 @@ impl RxQueue {
             else {
                 break;
             };
+            self.on_ring.fetch_sub(frames(&wire), Ordering::Relaxed);
             let info = WireInfo::load(wire.cb());
             if let Some(o) = open.as_mut() {
                 match self.merge(s, o, &wire, &info) {
@@ -855,7 +887,9 @@ impl RxQueue {
                 }
             }
             match self.begin(s, &wire, &info) {
-                Ok(Some(o)) if coalescing && o.run.is_some() && !o.failed => open = Some(o),
+                Ok(Some(o)) if coalescing && o.run.is_some_and(|r| !r.ended()) && !o.failed => {
+                    open = Some(o)
+                }
                 Ok(Some(o)) => completed |= self.finish(o),
                 // Dropped (counted): freed as a drop.
                 Ok(None) => {
@@ -895,6 +929,7 @@ impl RxQueue {
 
     /// Puts a frame back at the head of the ring, where it waits for buffers.
     fn requeue(&self, wire: Skb) {
+        self.on_ring.fetch_add(frames(&wire), Ordering::Relaxed);
         // SAFETY: `ring` is initialized; it takes over the skb.
         unsafe { bindings::skb_queue_head(self.ring.get(), wire.into_raw()) };
     }
@@ -1183,6 +1218,11 @@ impl PollTimer {
     }
 }
 
+/// The frames `wire` makes on the wire: those of a TSO send, else one.
+fn frames(wire: &Skb) -> u32 {
+    wire.tso().map_or(1, |t| u32::from(t.segs))
+}
+
 /// The "DMA engine": writes `len` bytes of `wire` from `off` to bus address `dma` of the
 /// pair's device, which must not cross a page. Resolves the bus address like the IOMMU-less
 /// platform would (dma-direct), so it reaches exactly the memory the address names,
@@ -1420,5 +1460,6 @@ impl RxQueue {
     fn purge_ring(&self) {
         // SAFETY: `ring` is initialized; NAPI is gone, nothing else dequeues.
         unsafe { bindings::skb_queue_purge(self.ring.get()) };
+        self.on_ring.store(0, Ordering::Relaxed);
     }
 }

@@ -23,7 +23,7 @@ busy() { # busy PORT: a long TCP stream ngsa -> ngsb in the background, for 2 s
 unbusy() { kill $rxpid $txpid 2>/dev/null; wait $rxpid $txpid 2>/dev/null; }
 
 echo "TAP version 13"
-echo "1..34"
+echo "1..41"
 
 # --- 1. creation the Linux way ---
 if out=$(insmod "$KO" 2>&1 &&
@@ -118,6 +118,64 @@ check tcp6_coalesced_and_verified coalesced yes 5231 2001:db8::2
 $B ethtool -K ngs1 rx-gro-hw off
 check rx_gro_hw_off_coalesces_nothing coalesced no 5232 192.0.2.2
 $B ethtool -K ngs1 rx-gro-hw on
+
+# --- 5a. segmentation offload (tso): a TSO send crosses the wire whole ---
+# tso_sent S PORT DST: stream 4 MB to DST PORT, verified; then check that
+# ngs0 sent TSO sends whole (S = yes: tx hw_gso counters grew, with at least
+# two frames per send) or none (S = no), and that ngs1 received, or dropped
+# on a full ring, the frames ngs0 counted as sent (give or take two: IPv6
+# neighbour discovery and MLD send now and then, and a frame may be on the
+# wire between the readings of the two ends).
+tso_sent() {
+	local want=$1 port=$2 dst=$3 g0 w0 t0 r0 g1 w1 t1 r1 out d
+	g0=$(tx_total ngsa ngs0 hw_gso_packets) w0=$(tx_total ngsa ngs0 hw_gso_wire_packets)
+	t0=$(tx_total ngsa ngs0 packets)
+	r0=$(($(rx_total ngsb ngs1 packets) + $(rx_total ngsb ngs1 ring_full_drops)))
+	out=$(xfer tcp "$dst" "$port" 4000000) || { echo "stream: $out"; return 1; }
+	# The connection's last frames (FIN, ACKs) may still be on the wire.
+	sleep 1
+	g1=$(tx_total ngsa ngs0 hw_gso_packets) w1=$(tx_total ngsa ngs0 hw_gso_wire_packets)
+	t1=$(tx_total ngsa ngs0 packets)
+	r1=$(($(rx_total ngsb ngs1 packets) + $(rx_total ngsb ngs1 ring_full_drops)))
+	echo "hw_gso_packets $g0 -> $g1, hw_gso_wire_packets $w0 -> $w1; frames sent $t0 -> $t1, received $r0 -> $r1"
+	d=$(((t1 - t0) - (r1 - r0)))
+	[ "${d#-}" -le 2 ] || return 1
+	if [ "$want" = yes ]; then
+		[ $((g1 - g0)) -gt 0 ] && [ $((w1 - w0)) -ge $((2 * (g1 - g0))) ]
+	else
+		[ "$g1" = "$g0" ] && [ "$w1" = "$w0" ]
+	fi
+}
+if $A ethtool -k ngs0 | grep -q "^tcp-segmentation-offload: on$"; then
+	ok tso_on_by_default
+else
+	nok tso_on_by_default "$($A ethtool -k ngs0 | grep segmentation)"
+fi
+check tcp4_tso_sent_whole_and_verified tso_sent yes 5233 192.0.2.2
+check tcp6_tso_sent_whole_and_verified tso_sent yes 5234 2001:db8::2
+# shellcheck disable=SC2046
+qs=$($A $YNL $(ynl_spec netdev) --dump qstats-get 2>&1)
+if grep -q "'tx-hw-gso-packets': [1-9]" <<<"$qs" && grep -q "'tx-hw-gso-wire-packets': [1-9]" <<<"$qs"; then
+	ok tso_in_qstats
+else
+	nok tso_in_qstats "$qs"
+fi
+# Sends the peer would not receive whole are cut in software: with TSO off,
+# when the peer does not coalesce, and when its frames would split unlike.
+$A ethtool -K ngs0 tso off
+check tso_off_sends_frames tso_sent no 5235 192.0.2.2
+# (ethtool asks for the ECN variants too, which the device lacks, and says so)
+$A ethtool -K ngs0 tso on >/dev/null 2>&1
+$B ethtool -K ngs1 rx-gro-hw off
+check tso_to_peer_without_rx_gro_hw_sends_frames tso_sent no 5236 2001:db8::2
+$B ethtool -K ngs1 rx-gro-hw on
+# shellcheck disable=SC2046
+$B $YNL $(ynl_spec ethtool) --do rings-set \
+	--json '{"header": {"dev-name": "ngs1"}, "hds-thresh": 256}' >/dev/null
+check tso_to_peer_with_hds_thresh_sends_frames tso_sent no 5237 192.0.2.2
+# shellcheck disable=SC2046
+$B $YNL $(ynl_spec ethtool) --do rings-set \
+	--json '{"header": {"dev-name": "ngs1"}, "hds-thresh": 0}' >/dev/null
 
 # --- 5b. interrupt deferral: the queue honours napi_complete_done() ---
 # trickle PORT: ten datagrams to 2001:db8::2 PORT, 50 ms apart, verified;

@@ -40,6 +40,8 @@ ynl_spec() { echo "--spec $KSRC/Documentation/netlink/specs/$1.yaml"; }
 stat() { ip netns exec "$1" ethtool -S "$2" | awk -v k="$3:" '$1 == k { print $2 }'; }
 # rx_total NS DEV SUFFIX: sum of rxN_SUFFIX over queues
 rx_total() { ip netns exec "$1" ethtool -S "$2" | awk -v s="$3" '$1 ~ ("^rx[0-9]+_" s ":$") { t += $2 } END { printf "%.0f\n", t }'; }
+# tx_total NS DEV SUFFIX: sum of txN_SUFFIX over queues
+tx_total() { ip netns exec "$1" ethtool -S "$2" | awk -v s="$3" '$1 ~ ("^tx[0-9]+_" s ":$") { t += $2 } END { printf "%.0f\n", t }'; }
 hds() { # hds on|off: set tcp-data-split on ngs1 through ethtool netlink
 	local v=enabled
 	[ "$1" = off ] && v=disabled
