@@ -299,7 +299,8 @@ pub(crate) fn stop(dev: &NetDev) {
 /// without cutting and merging frames in software. That holds for a plain TCP send (only
 /// ACK and PSH set, headers the coalescing parses) whose frames fit the peer's MTU, whose
 /// payload fits one skb's fragments, whose frames the peer's header/data split would all
-/// treat alike (no `hds-thresh`), and whose frames fill at most half the peer's RX ring.
+/// treat alike (no `hds-thresh`), and whose frames fit the peer's RX ring
+/// ([`rxq::max_send_frames`]).
 /// Other sends the core segments in software before they reach the wire
 /// ([`features_check`]).
 fn tso_whole(peer: &PortState, skb: &Skb, tso: &Tso) -> Option<usize> {
@@ -308,7 +309,7 @@ fn tso_whole(peer: &PortState, skb: &Skb, tso: &Tso) -> Option<usize> {
         && tso.gso_type != bindings::SKB_GSO_TCPV6 as u32
         || pd.features() & NETIF_F_GRO_HW == 0
         || peer.rings.hds_thresh.load(Ordering::Relaxed) > 0
-        || u32::from(tso.segs) > peer.rings.rx.load(Ordering::Relaxed) / 2
+        || u32::from(tso.segs) > rxq::max_send_frames(peer.rings.rx.load(Ordering::Relaxed))
     {
         return None;
     }

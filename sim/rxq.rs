@@ -471,7 +471,9 @@ impl RxQueue {
         self.on_ring.fetch_add(frames, Ordering::Relaxed);
         // SAFETY: `ring` is initialized; it takes over the skb.
         unsafe { bindings::skb_queue_tail(self.ring.get(), skb.into_raw()) };
-        if self.ring_len() + 1 >= ring_size {
+        // Like a driver that stops its TX queue while the next skb might not find enough
+        // descriptors: a largest send must fit.
+        if self.ring_len() + max_send_frames(ring_size) > ring_size {
             self.throttled.store(true, Ordering::SeqCst);
             tx.stops.fetch_add(1, Ordering::Relaxed);
             txq.stop();
@@ -1216,6 +1218,14 @@ impl PollTimer {
             .saturating_sub(self.stack);
         counter.fetch_add(ns * u64::from(POLL_TIMING_EVERY), Ordering::Relaxed);
     }
+}
+
+/// Most frames of a TSO send the wire carries whole to a ring of `ring_size` frames: a
+/// quarter of the ring, so that the sender stops (see [`RxQueue::post`]) with room left for
+/// one, and wakes with the ring half empty; and at most 64, which a 64 KiB send does not
+/// exceed at MSS 1024 and up.
+pub(crate) fn max_send_frames(ring_size: u32) -> u32 {
+    (ring_size / 4).clamp(1, 64)
 }
 
 /// The frames `wire` makes on the wire: those of a TSO send, else one.
