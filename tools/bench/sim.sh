@@ -5,6 +5,7 @@
 # over a pair, measured side by side in one run:
 #   hds-off      header/data split off, payload in host pages, recv() copies
 #   hds-host     split on, payload in the data pool's host pages, recv() copies
+#   hds-no-tso   hds-host with TSO off on ngs0: the sender's stack segments
 #   devmem       split on, payload in a udmabuf through devmem TCP (the tree's
 #                ncdevmem, no validation), no copy to user space
 #   veth         the same stream over veth in the same namespaces: the stack's
@@ -17,7 +18,12 @@
 # CPU is the receiving process's user+system time plus the softirq time the
 # whole VM spent (where NAPI runs), per GB. The "ceiling" of a path is the
 # memcpy bandwidth divided by the copies every byte takes on it (sender's
-# copy into the socket, the DMA engine's, recv()'s).
+# copy into the socket, the DMA engine's, recv()'s). The sim's rows also
+# give its own part: "device" is the time its engines and the driver's
+# share of NAPI took per GB (ethtool -S rxN_engine_ns and rxN_driver_ns,
+# as for capacity below), the rate that makes per CPU second, and that
+# rate over memcpy: the datapath is within 2x of the physical ceiling (the
+# one copy of the DMA engine) when that ratio is at least 0.5.
 # The TCP rows carry the stack's cost too (veth, with no device at all,
 # gets no more), so the sim's own datapath is measured alone as well:
 #   capacity     UDP flooded from ngs0 (UDP GSO: little sender CPU per byte)
@@ -52,17 +58,27 @@ pair_up
 $B ethtool -K ngs1 ntuple on
 sleep 1
 
+# device_ns: the time ngs1's engines and its driver's share of NAPI took so far
+device_ns() { echo $(($(rx_total ngsb ngs1 engine_ns) + $(rx_total ngsb ngs1 driver_ns))); }
 # run LABEL COPIES DST RECEIVER...: one transfer of BYTES to DST port 5301
 run() {
-	local label=$1 copies=$2 dst=$3 src=${3%::2}::1
+	local label=$1 copies=$2 dst=$3 src=${3%::2}::1 d0 d1
 	shift 3
+	d0=$(device_ns)
 	timed "$label" 5301 "$dst" "$src" "$@"
+	d1=$(device_ns)
+	# veth rows do not cross the sim
+	case $label in veth*) d1=$d0 ;; esac
 	awk -v l="$label" -v b="$BYTES" -v el="$el" -v ru="$ru" -v rs="$rs" \
-		-v si="$si" -v hz="$hz" -v c="$copies" -v m="$memcpy" 'BEGIN {
+		-v si="$si" -v hz="$hz" -v c="$copies" -v m="$memcpy" -v dev="$((d1 - d0))" 'BEGIN {
 		mbs = b / el / 1e6; gb = b / 1e9; cpu = (ru + rs + si / hz) / gb
 		ceil = m / c
-		printf "%-10s %9.1f MB/s %7.2f Gbit/s  rx CPU %6.2f s/GB (proc %.2f + softirq %.2f)  ceiling %7.1f MB/s (%d copies)  ratio %.2f\n",
+		printf "%-10s %9.1f MB/s %7.2f Gbit/s  rx CPU %6.2f s/GB (proc %.2f + softirq %.2f)  ceiling %7.1f MB/s (%d copies)  ratio %.2f",
 			l, mbs, mbs * 8 / 1000, cpu, (ru + rs) / gb, si / hz / gb, ceil, c, mbs / ceil
+		if (dev > 0)
+			printf ";  device %.2f s/GB, %.1f MB/s per CPU second, of memcpy %.2f",
+				dev / 1e9 / gb, b / (dev / 1e9) / 1e6, b / (dev / 1e9) / 1e6 / m
+		printf "\n"
 	}'
 }
 hds_thresh0() {
@@ -82,9 +98,10 @@ $A ip link set vea up
 $B ip link set veb up
 sleep 1
 run veth 2 2001:db8:1::2 $B netgpu_traffic recv tcp 2001:db8:1::2 5301 "$BYTES" --no-verify
-# veth passes 64 KiB TSO frames untouched; a NIC (and netgpu-sim, which has no
-# TSO) carries MTU-sized frames. The same per-frame work on veth: TSO off
-# (the stack segments, as for the sim), GRO on (as the sim's NAPI does).
+# veth passes 64 KiB TSO frames untouched; a NIC carries MTU-sized frames
+# (netgpu-sim passes a TSO send whole only where the peer's coalescing would
+# merge its frames back: Documentation/netgpu-sim.rst). The same per-frame
+# work on veth: TSO off (the stack segments), GRO on (as a NIC's NAPI does).
 $A ethtool -K vea tso off >/dev/null
 $B ethtool -K veb gro on >/dev/null
 run veth-1500 2 2001:db8:1::2 $B netgpu_traffic recv tcp 2001:db8:1::2 5301 "$BYTES" --no-verify
@@ -92,6 +109,9 @@ hds off
 run hds-off 3 2001:db8::2 $B netgpu_traffic recv tcp 2001:db8::2 5301 "$BYTES" --no-verify
 hds on
 run hds-host 3 2001:db8::2 $B netgpu_traffic recv tcp 2001:db8::2 5301 "$BYTES" --no-verify
+$A ethtool -K ngs0 tso off >/dev/null
+run hds-no-tso 3 2001:db8::2 $B netgpu_traffic recv tcp 2001:db8::2 5301 "$BYTES" --no-verify
+$A ethtool -K ngs0 tso on >/dev/null 2>&1
 $A ip link set ngs0 mtu 9000
 $B ip link set ngs1 mtu 9000
 run hds-9000 3 2001:db8::2 $B netgpu_traffic recv tcp 2001:db8::2 5301 "$BYTES" --no-verify
