@@ -701,16 +701,17 @@ impl RxQueue {
             .is_err();
         let (frags, n) = b.frags(split, 1);
         self.append(&s.pair, &mut o, wire, head_len, &frags[..n]);
+        let tso = wire.tso();
         if info.l4 {
             let seg = Segment::parse(wire.linear(), hdr_len, len);
-            o.run = match wire.tso() {
+            o.run = match tso {
                 Some(t) => seg.and_then(|f| Run::whole(f, t.mss, t.segs)),
                 None => seg.and_then(Run::start),
             };
         }
         // A TSO send the transmit side checked, but whose headers no longer say so: only a
         // sender rewriting them in flight does that.
-        o.failed |= wire.tso().is_some() && o.run.is_none();
+        o.failed |= tso.is_some() && o.run.is_none();
         if !o.failed {
             self.count(wire, info, split, hdr_len);
         }

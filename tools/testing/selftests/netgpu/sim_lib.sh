@@ -38,10 +38,10 @@ grep -q '^netgpu_sim ' /proc/modules && skip_all "netgpu_sim is already loaded"
 ynl_spec() { echo "--spec $KSRC/Documentation/netlink/specs/$1.yaml"; }
 # stat NS DEV NAME: one ethtool -S counter
 stat() { ip netns exec "$1" ethtool -S "$2" | awk -v k="$3:" '$1 == k { print $2 }'; }
-# rx_total NS DEV SUFFIX: sum of rxN_SUFFIX over queues
-rx_total() { ip netns exec "$1" ethtool -S "$2" | awk -v s="$3" '$1 ~ ("^rx[0-9]+_" s ":$") { t += $2 } END { printf "%.0f\n", t }'; }
-# tx_total NS DEV SUFFIX: sum of txN_SUFFIX over queues
-tx_total() { ip netns exec "$1" ethtool -S "$2" | awk -v s="$3" '$1 ~ ("^tx[0-9]+_" s ":$") { t += $2 } END { printf "%.0f\n", t }'; }
+# queue_total NS DEV rx|tx SUFFIX: sum of rxN_SUFFIX or txN_SUFFIX over queues
+queue_total() { ip netns exec "$1" ethtool -S "$2" | awk -v s="^$3[0-9]+_$4:\$" '$1 ~ s { t += $2 } END { printf "%.0f\n", t }'; }
+rx_total() { queue_total "$1" "$2" rx "$3"; }
+tx_total() { queue_total "$1" "$2" tx "$3"; }
 hds() { # hds on|off: set tcp-data-split on ngs1 through ethtool netlink
 	local v=enabled
 	[ "$1" = off ] && v=disabled
